@@ -40,7 +40,7 @@ def crc16(data):
     crc = 0xFFFF
     for byte in bytearray(data):
         crc ^= byte << 8
-        for dummy in range(8):
+        for _bit in range(8):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
             crc &= 0xFFFF
     return crc
@@ -55,10 +55,15 @@ def max_payload(area):
     return area_info(area)[2] - HEADER - CRC_SIZE
 
 
+def to_payload(data):
+    """The compact JSON bytes stored for ``data``."""
+    return json.dumps(data, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+
+
 def encode(area, data):
     """The area's full image holding ``data``; ValueError when it does not fit."""
     size, erased = area_info(area)[2], area_info(area)[4]
-    payload = json.dumps(data, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+    payload = to_payload(data)
     if len(payload) > max_payload(area):
         raise ValueError('the data takes %d bytes as JSON but the %s holds at most %d: shorten keys or values'
                          % (len(payload), area, max_payload(area)))

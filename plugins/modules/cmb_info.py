@@ -17,9 +17,9 @@ description:
     clock's time, its drift from this node's clock, its oscillator and battery backup; which
     devices answer on the bus; and what the user memory holds.
   - Only reads. A slot that is switched off cannot be told empty or populated (the status
-    register shows populated AND powered), so its RV(nodes.populated) is null.
+    register shows populated AND powered), so its C(populated) is null.
 author:
-  - turingpi.cluster maintainers
+  - Turing Pi cluster maintainers (@turingpi-cluster)
 options:
   gather:
     description: What to read.
@@ -29,6 +29,7 @@ options:
     default: [power, rtc, devices, user_memory]
 extends_documentation_fragment:
   - turingpi.cluster._cmb
+  - turingpi.cluster._cmb.ATTRIBUTES
   - turingpi.cluster._cmb.INFO_MODULE
   - turingpi.cluster._cmb.ACTIONGROUP_CMB
 seealso:

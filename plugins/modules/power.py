@@ -20,7 +20,7 @@ description:
   - Safe by default. Refuses to switch off node 1 (the master) and to leave every node off, unless
     O(force=true).
 author:
-  - turingpi.cluster maintainers
+  - Turing Pi cluster maintainers (@turingpi-cluster)
 options:
   node:
     description:
@@ -128,7 +128,8 @@ after:
 nodes:
   description:
     - Per node, its power and whether it is running.
-    - RV(nodes.running) comes from the status register, which is 1 only for a populated and powered slot.
+    - C(running) comes from the status register, which is 1 only for a populated and powered slot.
+    - C(running) is left out in check mode when the run would change the board.
   returned: always
   type: dict
   sample: {"1": {"power": "on", "running": true}, "3": {"power": "off", "running": false}}

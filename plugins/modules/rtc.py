@@ -21,7 +21,7 @@ description:
     through I2C, stopping the oscillator, writing the registers and starting it again as the
     Linux driver does.
 author:
-  - turingpi.cluster maintainers
+  - Turing Pi cluster maintainers (@turingpi-cluster)
 options:
   time:
     description:

@@ -23,7 +23,7 @@ description:
     EEPROM pages are written one at a time, waiting out the chip's write cycle.
   - Read the stored values with M(turingpi.cluster.cmb_info).
 author:
-  - turingpi.cluster maintainers
+  - Turing Pi cluster maintainers (@turingpi-cluster)
 options:
   area:
     description:
@@ -79,7 +79,7 @@ areas:
   type: dict
   contains:
     before:
-      description: The decoded content before, with RV(areas.before.state) one of V(empty), V(valid), V(corrupt), V(foreign).
+      description: The decoded content before, with C(state) one of V(empty), V(valid), V(corrupt), V(foreign).
       type: dict
     after:
       description: The decoded content after.
@@ -145,8 +145,7 @@ def main():
 
     result = dict(changed=changed, areas=results)
     if params['state'] == 'present':
-        result['bytes'] = memory.HEADER + len(json.dumps(params['data'], sort_keys=True, separators=(',', ':'),
-                                                          ensure_ascii=False).encode('utf-8')) + memory.CRC_SIZE
+        result['bytes'] = memory.HEADER + len(memory.to_payload(params['data'])) + memory.CRC_SIZE
     if module._diff:
         result['diff'] = dict(
             before=''.join('%s: %s\n' % (a, json.dumps(results[a]['before'], sort_keys=True)) for a in areas),

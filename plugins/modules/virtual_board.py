@@ -20,7 +20,7 @@ description:
   - The board is modelled after the chips' datasheets, including the EEPROM write cycle, the
     SEE shadow, the read-only status register and a clock that keeps running between runs.
 author:
-  - turingpi.cluster maintainers
+  - Turing Pi cluster maintainers (@turingpi-cluster)
 options:
   path:
     description: The board's state file.
@@ -31,8 +31,8 @@ options:
       - V(present) creates the board fresh from the factory (every node on) if it does not exist,
         and applies the hardware options below.
       - V(absent) removes it.
-      - V(power_cycled) takes the whole board's power away for O(off_seconds) and gives it back:
-        the power register reloads from EEPROM, and the clock keeps time only with battery backup.
+      - V(power_cycled) takes the whole board's power away for O(off_seconds) and gives it back.
+        The power register reloads from EEPROM, and the clock keeps time only with battery backup.
       - V(reset) replaces it with a board fresh from the factory.
     type: str
     choices: [present, absent, power_cycled, reset]
@@ -54,6 +54,8 @@ options:
     description: How long the board is without power for O(state=power_cycled).
     type: float
     default: 1.0
+extends_documentation_fragment:
+  - turingpi.cluster._cmb.ATTRIBUTES
 attributes:
   check_mode:
     support: full
