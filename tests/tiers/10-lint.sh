@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$TP_ROOT"
 echo "--- yamllint"; yamllint -s .
 echo "--- ruff"; ruff check --quiet .
+echo "--- antsibull-changelog lint"; antsibull-changelog lint
 echo "--- ansible-lint (production profile)"
 ANSIBLE_COLLECTIONS_PATH=$TP_COLLECTIONS ansible-lint --profile production --offline -q

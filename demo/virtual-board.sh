@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Installs the collection into a fresh virtual environment and runs its CMB playbooks on the
+# built-in virtual Turing Pi board: no hardware, no root needed.
+#
+#   demo/virtual-board.sh            # venv in .tmp/demo-venv, board in /tmp/turingpi-virtual-board.json
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv=${TP_DEMO_VENV:-$root/.tmp/demo-venv}
+python=${PYTHON:-python3}
+
+echo "== fresh virtual environment in $venv"
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check 'ansible-core>=2.17' 2>&1 | grep -v '^WARNING: Location' || true
+
+echo "== build and install turingpi.cluster"
+build=$(mktemp -d)
+trap 'rm -rf "$build"' EXIT
+"$venv/bin/ansible-galaxy" collection build "$root" --output-path "$build" >/dev/null
+ANSIBLE_COLLECTIONS_PATH=$venv/collections "$venv/bin/ansible-galaxy" collection install --force "$build"/turingpi-cluster-*.tar.gz -p "$venv/collections" >/dev/null
+export ANSIBLE_COLLECTIONS_PATH=$venv/collections ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-1}
+
+rm -f /tmp/turingpi-virtual-board.json
+inventory=$root/demo/inventory.yml
+echo "== the board fresh from the factory"
+"$venv/bin/ansible-playbook" -i "$inventory" turingpi.cluster.info
+echo "== apply the power state declared in $inventory"
+"$venv/bin/ansible-playbook" -i "$inventory" turingpi.cluster.power
+echo "== power-cycle node 5 ad hoc"
+"$venv/bin/ansible-playbook" -i "$inventory" turingpi.cluster.power -e node=5 -e state=restarted
+echo "== the board now"
+"$venv/bin/ansible-playbook" -i "$inventory" turingpi.cluster.info
