@@ -114,8 +114,8 @@ class PowerPlan(object):
 
 
 def read_state(bus):
-    control = bus.read_byte(board.DS4520_ADDR, board.DS4520_REG_IO_CONTROL0)
-    config = bus.read_byte(board.DS4520_ADDR, board.DS4520_REG_CONFIG)
+    """(control 0xF2, config 0xF4, status 0xF8): 0xF2-0xF4 in one sequential read."""
+    control, dummy, config = bus.read(board.DS4520_ADDR, board.DS4520_REG_IO_CONTROL0, 3)
     status = bus.read_byte(board.DS4520_ADDR, board.DS4520_REG_IO_STATUS0)
     return control, config, status
 

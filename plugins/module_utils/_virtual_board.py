@@ -324,9 +324,12 @@ def encode_time(when, template=None):
 
 
 def load_state(path):
-    with open(path) as handle:
-        state = json.load(handle)
-    if state.get('format') != STATE_FORMAT:
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+    except ValueError as exc:
+        raise CMBError('%s is not a virtual Turing Pi board state (%s): remove it or point bus at another file' % (path, exc))
+    if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
         raise CMBError('%s is not a virtual Turing Pi board state (format %s)' % (path, STATE_FORMAT))
     return state
 

@@ -201,3 +201,13 @@ def test_state_is_shared_between_bus_objects(tmp_path):
     one.write(DS, 0xF4, [0x01])
     one.write(DS, 0xF2, [0xAB])
     assert two.read(DS, 0xF2, 1) == [0xAB]
+
+
+@pytest.mark.parametrize('content', ['not json', '[]', '{"format": 99}'])
+def test_a_file_that_is_not_a_board_is_refused(tmp_path, content):
+    path = tmp_path / 'board.json'
+    path.write_text(content)
+    with pytest.raises(vb.CMBError) as exc:
+        vb.VirtualBus(str(path)).read(DS, 0xF2, 1)
+    assert 'is not a virtual Turing Pi board state' in str(exc.value)
+    assert path.read_text() == content  # left as it was

@@ -28,7 +28,7 @@ def test_already_in_state_writes_nothing(recording_bus, run_module):
     assert rc == 0 and not result['changed']
     assert recording_bus.writes() == []
     # it read the control register, never built anything from the status register alone
-    assert ('read', DS, 0xF2, 1) in recording_bus.log
+    assert ('read', DS, 0xF2, 3) in recording_bus.log
 
 
 def test_check_mode_writes_nothing(recording_bus, run_module):
