@@ -66,7 +66,10 @@ persistent:
   returned: when O(gather) has V(power)
   type: bool
 rtc:
-  description: The real-time clock.
+  description:
+    - The real-time clock.
+    - When the clock cannot be read (it does not answer, or a kernel driver holds it without a C(/dev/rtc) device),
+      only C(error) is set, saying why; the rest of the board is still reported.
   returned: when O(gather) has V(rtc)
   type: dict
   sample:
@@ -82,7 +85,9 @@ devices:
   type: dict
   sample: {io_expander: true, rtc: true, switch: true, switch_address: '0x5c'}
 user_memory:
-  description: Per area, its raw bytes as hex and its decoded record (see M(turingpi.cluster.user_memory)).
+  description:
+    - Per area, its raw bytes as hex and its decoded record (see M(turingpi.cluster.user_memory)).
+    - An area whose chip does not answer has C(state=unreadable) and an C(error).
   returned: when O(gather) has V(user_memory)
   type: dict
   sample:
@@ -96,7 +101,7 @@ from ansible_collections.turingpi.cluster.plugins.module_utils import _board as 
 from ansible_collections.turingpi.cluster.plugins.module_utils import _power as power
 from ansible_collections.turingpi.cluster.plugins.module_utils import _rtc as rtc
 from ansible_collections.turingpi.cluster.plugins.module_utils import _user_memory as memory
-from ansible_collections.turingpi.cluster.plugins.module_utils._bus import parse_bus
+from ansible_collections.turingpi.cluster.plugins.module_utils._bus import CMBError, parse_bus
 from ansible_collections.turingpi.cluster.plugins.module_utils._cmb_module import CMBModule
 
 
@@ -127,11 +132,24 @@ def gather_devices(bus):
 def gather_user_memory(bus):
     areas = {}
     for area in sorted(board.MEMORY_AREAS):
-        image = memory.read_image(bus, area)
+        try:
+            image = memory.read_image(bus, area)
+        except CMBError as exc:
+            areas[area] = dict(state='unreadable', data=None, error=str(exc))
+            continue
         entry = memory.decode(area, image)
         entry['raw'] = binascii.hexlify(bytes(image)).decode('ascii')
         areas[area] = entry
     return dict(user_memory=areas)
+
+
+def gather_rtc(bus, bus_option):
+    kind, path = parse_bus(bus_option)
+    try:
+        state = rtc.read_any(bus, path if kind == 'i2c' else None, 'auto')[0]
+    except CMBError as exc:
+        return dict(rtc=dict(error=str(exc)))
+    return dict(rtc=state.as_dict(rtc.utcnow()))
 
 
 def main():
@@ -150,9 +168,7 @@ def main():
         if 'power' in gather:
             result.update(gather_power(bus))
         if 'rtc' in gather:
-            kind, path = parse_bus(module.params['bus'])
-            state = rtc.read_any(bus, path if kind == 'i2c' else None, 'auto')[0]
-            result['rtc'] = state.as_dict(rtc.utcnow())
+            result.update(gather_rtc(bus, module.params['bus']))
         if 'user_memory' in gather:
             result.update(gather_user_memory(bus))
     module.exit_json(**result)

@@ -27,3 +27,21 @@ def test_gather_subset(recording_bus, run_module):
     rc, result = run_module(cmb_info, {'gather': ['power']})
     assert 'rtc' not in result and 'devices' not in result
     assert all(entry[1] == 0x57 for entry in recording_bus.log)
+
+
+def test_a_clock_that_does_not_answer_does_not_hide_the_rest(recording_bus, run_module, monkeypatch):
+    real_read = recording_bus._raw_read
+
+    def dead_rtc(addr, reg, length):
+        if addr == 0x6F:
+            raise EnvironmentError(121, 'Remote I/O error')
+        return real_read(addr, reg, length)
+
+    monkeypatch.setattr(recording_bus, '_raw_read', dead_rtc)
+    monkeypatch.setattr(recording_bus, 'retry_delay', 0)
+    rc, result = run_module(cmb_info, {})
+    assert rc == 0
+    assert result['rtc']['error'].startswith('no device answered at 0x6f')
+    assert result['user_memory']['sram']['state'] == 'unreadable'
+    assert result['user_memory']['eeprom']['state'] == 'empty'
+    assert result['nodes']['1']['power'] == 'on'
