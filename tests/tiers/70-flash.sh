@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Flashing: the image_write and flash_identity integration targets (loop devices, as root) through
+# ansible-test on each supported controller, then the write benchmark at a small size.
+# Unit tests of the block engine and usbboot run in the units tier (tests/unit).
+# Every loop device created here (by the targets or the benchmark) is detached on exit.
+set -euo pipefail
+. "$(dirname "$0")/../lib/env.sh"
+. "$TP_ROOT/tests/lib/ansible-test.sh"
+[ "$(id -u)" -eq 0 ] || { echo "70-flash: needs root (loop devices, mounts)"; exit 1; }
+
+# Loop devices whose backing file lives in a work directory of ours.
+ours='\.image_write|\.flash_identity|/tp-bench\.'
+cleanup() {
+    local dev back
+    while read -r dev back; do
+        [ -n "$dev" ] || continue
+        if [[ $back =~ $ours ]]; then
+            for m in $(lsblk -nrpo MOUNTPOINT "$dev" 2>/dev/null | sed '/^$/d' | sort -r); do umount "$m" || true; done
+            losetup -d "$dev" || true
+            echo "70-flash: detached leftover $dev ($back)"
+        fi
+    done < <(losetup -n -l -O NAME,BACK-FILE 2>/dev/null)
+}
+trap cleanup EXIT
+
+targets="image_write flash_identity"
+for pair in $TP_CONTROLLERS; do
+    core=${pair%%:*} py=${pair##*:}
+    tree=$(tp_ansible_test_tree flash-$core)
+    echo "--- ansible-core $core, Python $py: $targets"
+    (cd "$tree" && PATH=$TP_TMP/venv-$core/bin:$PATH \
+        ansible-test integration --local --python "$py" --allow-destructive --color no $targets)
+done
+
+echo "--- benchmark, 256 MiB"
+"$TP_ROOT/benchmarks/image_write_bench.sh" "${TP_FLASH_BENCH_MIB:-256}"
