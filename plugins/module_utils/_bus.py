@@ -34,8 +34,9 @@ except ImportError:
 VIRTUAL_PREFIX = 'virtual:'
 # I2C block transfers carry at most 32 bytes (SMBus / i2c-dev limit).
 MAX_BLOCK = 32
-# errno values a NACK or a stretched clock turns into, depending on the adapter driver.
-TRANSIENT_ERRNOS = frozenset([errno.EREMOTEIO, errno.ENXIO, errno.EIO, errno.EAGAIN, errno.ETIMEDOUT])
+# errno values a NACK or a stretched clock turns into, depending on the adapter driver
+# (the BCM2835 controller: EREMOTEIO; PIIX4: ENXIO; i2c-stub for an address it does not serve: ENODEV).
+TRANSIENT_ERRNOS = frozenset([errno.EREMOTEIO, errno.ENXIO, errno.ENODEV, errno.EIO, errno.EAGAIN, errno.ETIMEDOUT])
 
 
 class CMBError(Exception):

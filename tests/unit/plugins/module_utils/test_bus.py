@@ -64,6 +64,7 @@ def test_reads_are_split_into_32_byte_blocks():
 def test_probe():
     assert FlakyBus(failures=0).probe(0x57)
     assert not FlakyBus(failures=10).probe(0x57)
+    assert not FlakyBus(failures=10, err=errno.ENODEV).probe(0x5C)  # i2c-stub, nothing at the address
     assert FlakyBus(failures=10, err=errno.EBUSY).probe(0x6F)
 
 
