@@ -61,7 +61,6 @@ RTC_BIT_OSCRUN = 0x20
 RTC_BIT_LPYR = 0x20
 RTC_SRAM_START = 0x20  # 64 B battery-backed SRAM, 0x20-0x5F
 RTC_SRAM_SIZE = 64
-RTC_KERNEL_DRIVER_NAMES = ('mcp7940x', 'rtc-ds1307')
 
 # --- Realtek RTL8370 switch: presence only (no register interface is documented) ---
 SWITCH_ADDR_CURRENT = 0x5C  # current docs

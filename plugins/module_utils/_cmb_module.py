@@ -15,6 +15,7 @@ import contextlib
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.turingpi.cluster.plugins.module_utils import _board as board
 from ansible_collections.turingpi.cluster.plugins.module_utils._bus import (
     BusLock,
     CMBError,
@@ -26,7 +27,7 @@ from ansible_collections.turingpi.cluster.plugins.module_utils._bus import (
 
 # Documented once, in the turingpi.cluster._cmb doc fragment.
 CMB_COMMON_ARGS = dict(
-    bus=dict(type='str', default='1'),
+    bus=dict(type='str', default=str(board.DEFAULT_BUS)),
     lock_file=dict(type='path'),
     lock_timeout=dict(type='float', default=30.0),
     retries=dict(type='int', default=5),
