@@ -16,13 +16,8 @@ export PATH=$TP_VENV_219/bin:$PATH
 [ "$(id -u)" = 0 ] || { echo "60-molecule: must run as root (network namespaces, nspawn)"; exit 1; }
 command -v molecule >/dev/null || { echo "60-molecule: molecule is not in $TP_VENV_219: run tests/setup"; exit 1; }
 
-host_state() {
-    echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
-    nft list ruleset 2>/dev/null | sha256sum
-    ip netns list | awk '{print $1}' | grep '^tplab-' || true
-    grep -F "$TP_TMP/lab/run" /proc/mounts || true
-}
-before=$(host_state)
+. tests/lib/host-state.sh
+before=$(tp_host_state)
 cleanup() { tests/lab/lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -43,7 +38,7 @@ for scenario in ${TP_MOLECULE_SCENARIOS:-cmb router router_shared netboot}; do
 done
 
 cleanup
-after=$(host_state)
+after=$(tp_host_state)
 if [ "$before" != "$after" ]; then
     echo "60-molecule: the host is not as it was found:"
     diff <(echo "$before") <(echo "$after")

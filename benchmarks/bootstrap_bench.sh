@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Times playbooks/bootstrap.yml on the virtual Turing Pi (tests/lab/lab board-up) from every
+# node off, for 1, 3 and 6 network-boot nodes, and the idempotent re-run of the 6-node cluster,
+# in one run on one machine. Each size starts from a fresh lab (master included), so every run
+# does the same work per node: unpack the image, copy each node's root, power, boot, provision.
+#
+#   benchmarks/bootstrap_bench.sh [SIZES]     # default "1 3 6"; needs root (tests/lab)
+#
+# Aims (issue 5): 6 nodes in no more than 1.5x the time of 1 node (the node work runs in
+# parallel), and the idempotent re-run of the whole cluster under a minute.
+# Prints one table; exits non-zero if a run fails or the re-run changes anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/lib/env.sh
+[ "$(id -u)" = 0 ] || { echo "bootstrap_bench: must run as root (tests/lab)"; exit 1; }
+export PATH=$TP_VENV_219/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$TP_COLLECTIONS ANSIBLE_NOCOLOR=1
+export ANSIBLE_FORKS=10 ANSIBLE_PIPELINING=1
+SIZES=${1:-1 3 6}
+INV=$TP_TMP/lab/cluster/board.turingpi.yml
+LOGS=$TP_TMP/bootstrap-bench
+mkdir -p "$LOGS"
+trap 'tests/lab/lab down >/dev/null 2>&1 || true' EXIT
+# Built before timing: the lab root and the OS image are cached across runs.
+tests/lab/lab down >/dev/null 2>&1 || true
+tests/lab/build-root.sh >/dev/null
+tests/lab/make-image.sh lab-os >/dev/null
+
+timed() {  # log, playbook args... -> seconds on stdout
+    local log=$1 start end; shift
+    start=$(date +%s.%N)
+    ansible-playbook -i "$INV" "$@" >"$log" 2>&1 || { tail -30 "$log" >&2; echo "bootstrap_bench: failed, log $log" >&2; exit 1; }
+    end=$(date +%s.%N)
+    echo "$end - $start" | bc
+}
+changed() { awk '/^PLAY RECAP/{r=1; next} r && /changed=/{sub(/.*changed=/, ""); s += $1} END{print s + 0}' "$1"; }
+
+declare -A T
+last=
+for n in $SIZES; do
+    tests/lab/lab down >/dev/null 2>&1 || true
+    tests/lab/lab board-up "$n" >/dev/null
+    T[$n]=$(timed "$LOGS/bootstrap-$n.log" turingpi.cluster.bootstrap)
+    echo "bootstrap, $n node(s): ${T[$n]} s" >&2
+    last=$n
+done
+T[rerun]=$(timed "$LOGS/rerun-$last.log" turingpi.cluster.bootstrap)
+rerun_changed=$(changed "$LOGS/rerun-$last.log")
+tests/lab/lab down >/dev/null
+
+echo
+echo "bootstrap.yml on the virtual Turing Pi ($(nproc) cores; logs in $LOGS)"
+printf '%-40s %10s\n' "run" "seconds"
+for n in $SIZES; do printf '%-40s %10.1f\n' "bootstrap from all off, $n node(s)" "${T[$n]}"; done
+printf '%-40s %10.1f\n' "re-run on $last node(s) (changed=$rerun_changed)" "${T[rerun]}"
+first=${SIZES%% *}
+printf 'ratio %s nodes / %s node(s): %.2f (aim <= 1.5)\n' "$last" "$first" "$(echo "${T[$last]} / ${T[$first]}" | bc -l)"
+[ "$rerun_changed" = 0 ] || { echo "bootstrap_bench: the re-run changed $rerun_changed things"; exit 1; }

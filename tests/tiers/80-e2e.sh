@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Tier 80: the whole cluster end to end on the virtual Turing Pi (tests/lab/lab board-up):
+#  1. every node off; playbooks/bootstrap.yml brings up the master (cmb, router, netboot),
+#     powers the six network-boot modules through the virtual bus (the power supervisor boots
+#     their machines from the roots the master serves), provisions and verifies them;
+#  2. checked from outside: power register, running machines, each node reached through the
+#     master, running from its root on the master, provisioned;
+#  3. a second bootstrap changes nothing;
+#  4. playbooks/reprovision.yml on node3 and node5 (one at a time): their roots are fresh, the
+#     other four nodes kept running untouched, the results file says ok;
+#  5. a request for an unknown node is refused before anything is touched.
+# Logs: $TP_TMP/e2e-*.log. The lab is always torn down; the tier fails if the host is not left as
+# it was found.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/env.sh
+[ "$(id -u)" = 0 ] || { echo "80-e2e: must run as root (network namespaces, nspawn)"; exit 1; }
+export PATH=$TP_VENV_219/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$TP_COLLECTIONS ANSIBLE_NOCOLOR=1
+# Six nodes provisioned in parallel; pipelining is what a user of a cluster sets too.
+export ANSIBLE_FORKS=10 ANSIBLE_PIPELINING=1
+LAB=$TP_TMP/lab
+INV=$LAB/cluster/board.turingpi.yml
+BOARD=$LAB/run/board/board.json
+NODES="2 3 4 5 6 7"
+
+. tests/lib/host-state.sh
+before=$(tp_host_state)
+cleanup() { tests/lab/lab down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fails=0
+ok() { echo "ok: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+check() {  # description command...
+    local what=$1; shift
+    if "$@"; then ok "$what"; else fail "$what"; fi
+}
+# The power register 0xF2 (volatile shadow) as the state file holds it.
+power_reg() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ds4520"]["shadow"]["242"])' "$BOARD"; }
+running() { tests/lab/lab status | awk '/^node[0-9] running/{print $1}' | tr '\n' ' '; }
+machine_pid() { cat "$LAB/run/node$1.pid" 2>/dev/null; }
+# A command on every node, through the master (the inventory plugin's jump), one line per host.
+on_nodes() { ansible -i "$INV" "$1" -o -m ansible.builtin.command -a "$2" 2>&1; }
+playbook() {  # log name, playbook args...
+    local log=$TP_TMP/e2e-$1.log start=$SECONDS; shift
+    ansible-playbook -i "$INV" "$@" >"$log" 2>&1
+    local rc=$?
+    echo "    ($((SECONDS - start)) s, log $log)"
+    return $rc
+}
+recap_changed() { awk '/^PLAY RECAP/{r=1; next} r && /changed=/{sub(/.*changed=/, ""); s += $1} END{print s + 0}' "$1"; }
+
+tests/lab/lab down >/dev/null 2>&1
+echo "--- the virtual Turing Pi, every node off"
+tests/lab/lab board-up 6 || { echo "80-e2e: the lab did not come up"; exit 1; }
+# 0x02: the master's bit only (hardware.md: node 1 = bit 1; bit 0 is unused).
+check "only the master has power" [ "$(( $(power_reg) & 0xFE ))" = 2 ]
+check "no node machine runs" [ "$(running)" = "node1 " ]
+
+echo "--- bootstrap"
+if playbook bootstrap-1 turingpi.cluster.bootstrap; then ok "bootstrap succeeded"; else
+    fail "bootstrap failed"; grep -E 'fatal:|FAILED!|ERROR' "$TP_TMP/e2e-bootstrap-1.log" | tail -20
+    tail -20 "$LAB/run/supervisor.log"; exit 1
+fi
+check "the power register has every slot on (0xFE)" [ "$(( $(power_reg) & 0xFE ))" = 254 ]
+check "all seven machines run" [ "$(running)" = "node1 node2 node3 node4 node5 node6 node7 " ]
+out=$(on_nodes turingpi_nodes 'sh -c "echo $(hostname) $(ip -4 -o addr show eth0 | grep -o 10.77.0.1[0-9]) $(cat /etc/tp-image-version) $(systemctl is-system-running)"')
+for s in $NODES; do
+    check "node$s answers through the master as node$s at 10.77.0.1$s from the image, systemd running" \
+        grep -q "^node$s | CHANGED | rc=0 | (stdout) node$s 10.77.0.1$s lab-os running$" <<<"$out"
+done
+# The root each node runs from is the one the master serves: a file written on the node shows up
+# in the master's NFS root directory for it.
+on_nodes turingpi_nodes 'sh -c "hostname > /var/tmp/e2e-marker"' >/dev/null
+for s in $NODES; do
+    check "node$s runs from the master's /srv/netboot/nfs/node$s" \
+        grep -qx "node$s" "$LAB/run/node1/root/srv/netboot/nfs/node$s/var/tmp/e2e-marker"
+done
+# The facts the node role reports, the admin user, sshd without passwords: one line per node.
+provisioned='
+import json, re, sys
+slot = sys.argv[1]
+line = next(l for l in sys.stdin if l.startswith("node%s |" % slot))
+text = line.split("(stdout) ", 1)[1].encode().decode("unicode_escape")
+facts = json.loads(text[:text.rindex("}") + 1])
+assert str(facts["slot"]) == slot and facts["board"] == "lab", facts
+assert re.search(r"\n\d+\npasswordauthentication no", text), text
+'
+out=$(on_nodes turingpi_nodes 'sh -c "cat /etc/ansible/facts.d/turingpi.fact; id -u admin; sshd -T | grep -i ^passwordauthentication"')
+for s in $NODES; do
+    check "node$s is provisioned (facts for slot $s, admin user, password login off)" \
+        python3 -c "$provisioned" "$s" <<<"$out"
+done
+
+echo "--- bootstrap again: nothing to change"
+if playbook bootstrap-2 turingpi.cluster.bootstrap; then ok "second bootstrap succeeded"; else fail "second bootstrap failed"; fi
+changed=$(recap_changed "$TP_TMP/e2e-bootstrap-2.log")
+check "second bootstrap: changed=0 on every host (got $changed)" [ "$changed" = 0 ]
+grep -B3 '^changed:' "$TP_TMP/e2e-bootstrap-2.log" | grep '^TASK' | head -10
+
+echo "--- reprovision node3 and node5, one at a time"
+declare -A pid_before
+for s in 2 4 6 7; do pid_before[$s]=$(machine_pid "$s"); done
+keys_before=$(on_nodes node3,node5 'cat /etc/ssh/ssh_host_ed25519_key.pub')
+results=$TP_TMP/e2e-reprovision.json
+rm -f "$results"
+if playbook reprovision turingpi.cluster.reprovision -e reprovision_nodes=node3,node5 \
+        -e reprovision_batch=1 -e "reprovision_results_file=$results"; then ok "reprovision succeeded"; else
+    fail "reprovision failed"; grep -E 'fatal:|FAILED!' "$TP_TMP/e2e-reprovision.log" | tail -10
+fi
+check "the results file says ok for node3 and node5" python3 - "$results" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['status'] == 'ok', r
+for n in ('node3', 'node5'):
+    assert r['nodes'][n]['status'] == 'ok' and r['nodes'][n]['phase'] == 'done', r['nodes'][n]
+    assert set(r['nodes'][n]['phases_done_at_seconds']) == {'power_off', 'reset_root', 'power_on', 'boot', 'provision', 'health'}
+PY
+check "the power supervisor saw node3 and node5 power off and on" \
+    bash -c "grep -c 'slot [35] powered off' '$LAB/run/supervisor.log' | grep -qx 2"
+for s in 2 4 6 7; do
+    check "node$s kept running (same machine)" [ "$(machine_pid "$s")" = "${pid_before[$s]}" ]
+done
+out=$(on_nodes turingpi_nodes 'sh -c "cat /var/tmp/e2e-marker 2>/dev/null || echo fresh"')
+for s in 2 4 6 7; do check "node$s kept its root" grep -q "^node$s | CHANGED | rc=0 | (stdout) node$s$" <<<"$out"; done
+for s in 3 5; do check "node$s has a fresh root" grep -q "^node$s | CHANGED | rc=0 | (stdout) fresh$" <<<"$out"; done
+keys_after=$(on_nodes node3,node5 'cat /etc/ssh/ssh_host_ed25519_key.pub')
+for s in 3 5; do
+    check "node$s has new SSH host keys" \
+        [ "$(grep "^node$s " <<<"$keys_before")" != "$(grep "^node$s " <<<"$keys_after")" ]
+done
+
+echo "--- reprovision refuses an unknown node and touches nothing"
+reg=$(power_reg)
+if playbook reprovision-refused turingpi.cluster.reprovision -e reprovision_nodes=node3,node9; then
+    fail "reprovision of node9 should fail"
+else
+    check "the refusal names node9" grep -q 'Not in the group turingpi_nodes: node9' "$TP_TMP/e2e-reprovision-refused.log"
+fi
+check "the power register is unchanged" [ "$(power_reg)" = "$reg" ]
+
+cleanup
+after=$(tp_host_state)
+if [ "$before" != "$after" ]; then
+    fail "the host is not as it was found"
+    diff <(echo "$before") <(echo "$after")
+fi
+echo "80-e2e: $fails failed check(s)"
+[ "$fails" = 0 ]
