@@ -38,10 +38,12 @@ if [ "$variant" = lab-os ]; then
     rm -f "$r/.complete"
     # An OS image brings up its network by itself: DHCP on eth0 (the address the master's
     # dnsmasq keeps for the module's MAC). KeepConfiguration: the lab's management address stays.
+    # IPv4 only, like the lab's namespaces: waiting for an IPv6 link-local address that never
+    # comes would keep the link "configuring" and the machine "starting".
     chroot "$r" systemctl unmask systemd-networkd.service >/dev/null 2>&1
     chroot "$r" systemctl enable systemd-networkd.service >/dev/null 2>&1
     mkdir -p "$r/etc/systemd/network"
-    printf '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\nKeepConfiguration=yes\n\n[DHCPv4]\nUseHostname=no\n' > "$r/etc/systemd/network/10-eth0.network"
+    printf '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\nKeepConfiguration=yes\n\n[DHCPv4]\nUseHostname=no\n' > "$r/etc/systemd/network/10-eth0.network"
     printf 'proc /proc proc defaults 0 0\nPARTUUID=4e639091-01 /boot/firmware vfat defaults 0 2\nPARTUUID=4e639091-02 / ext4 defaults,noatime 0 1\n' > "$r/etc/fstab"
     echo raspberrypi > "$r/etc/hostname"
     printf '127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n' > "$r/etc/hosts"
