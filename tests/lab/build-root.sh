@@ -84,37 +84,31 @@ ConditionCapability=
 ExecStart=
 ExecStart=!/usr/sbin/chronyd $DAEMON_OPTS -x
 CFG
-# systemd-nspawn leaves /proc/sys read-only when it joins an existing network namespace. Make
-# /proc/sys/net writable, and only it: those settings belong to the machine's own namespace,
-# everything else under /proc/sys is the host kernel's. systemd-sysctl runs after it.
-cat > "$r/etc/systemd/system/tplab-proc-sys-net.service" <<'CFG'
+# A oneshot unit of the lab that runs early at boot: NAME DESCRIPTION COMMAND.
+lab_unit() {
+    cat > "$r/etc/systemd/system/$1.service" <<CFG
 [Unit]
-Description=tests/lab: writable /proc/sys/net inside the machine's network namespace
+Description=tests/lab: $2
 DefaultDependencies=no
 Before=systemd-sysctl.service sysinit.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
+ExecStart=/bin/sh -c '$3'
 [Install]
 WantedBy=sysinit.target
 CFG
-chroot "$r" systemctl enable tplab-proc-sys-net.service >/dev/null 2>&1
+    chroot "$r" systemctl enable "$1.service" >/dev/null 2>&1
+}
+# systemd-nspawn leaves /proc/sys read-only when it joins an existing network namespace. Make
+# /proc/sys/net writable, and only it: those settings belong to the machine's own namespace,
+# everything else under /proc/sys is the host kernel's. systemd-sysctl runs after it.
+lab_unit tplab-proc-sys-net "writable /proc/sys/net inside the machine's network namespace" \
+    'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
 # Loop devices for roles that mount images (netboot): nspawn's /dev has none. The nodes are
 # the host's (major 7), allocated by the host kernel through loop-control.
-cat > "$r/etc/systemd/system/tplab-loop-devices.service" <<'CFG'
-[Unit]
-Description=tests/lab: loop device nodes
-DefaultDependencies=no
-Before=sysinit.target
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/sh -c '[ -e /dev/loop-control ] || mknod -m 660 /dev/loop-control c 10 237; for i in $(seq 0 63); do [ -e /dev/loop$i ] || mknod -m 660 /dev/loop$i b 7 $i; done'
-[Install]
-WantedBy=sysinit.target
-CFG
-chroot "$r" systemctl enable tplab-loop-devices.service >/dev/null 2>&1
+lab_unit tplab-loop-devices "loop device nodes" \
+    '[ -e /dev/loop-control ] || mknod -m 660 /dev/loop-control c 10 237; for i in $(seq 0 63); do [ -e /dev/loop$i ] || mknod -m 660 /dev/loop$i b 7 $i; done'
 # No kernel NFS here: the rpc_pipefs mount can only fail.
 chroot "$r" systemctl mask run-rpc_pipefs.mount >/dev/null 2>&1
 touch "$r/.complete"
