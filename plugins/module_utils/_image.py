@@ -9,7 +9,8 @@
 
 Reads an OS image (raw or xz/gzip/bzip2/zstd compressed, local or streamed from a URL),
 compares it with the target chunk by chunk, writes only the blocks that differ, fsyncs,
-drops the target's cached pages and reads back what it wrote.
+drops the target's cached pages and reads back what it wrote. The source's SHA-256 is computed
+in the same pass (a local file on a thread of its own), not in a pass before it.
 
 Resuming is a property of the design, not a state file: an interrupted write leaves the
 blocks it reached on the target, and the next run compares before it writes, so it only
@@ -25,6 +26,7 @@ import errno
 import fcntl
 import gzip
 import hashlib
+import itertools
 import json
 import lzma
 import os
@@ -59,8 +61,15 @@ POSIX_FADV_WILLNEED = getattr(os, 'POSIX_FADV_WILLNEED', 3)
 POSIX_FADV_SEQUENTIAL = getattr(os, 'POSIX_FADV_SEQUENTIAL', 2)
 READAHEAD_WINDOW = 32 * 1024 * 1024
 
-# Mapped bytes that may fail the bmap pre-check before it gives up (see _bmap_precheck).
-PRECHECK_BUDGET = 64 * MiB
+# Mapped bytes in a row that may fail the bmap pre-check before it gives up (see _bmap_precheck).
+PRECHECK_BUDGET = 16 * MiB
+# Adaptive compare (see ImageWriter._consume): after BLIND_AFTER compared chunks in a row in which
+# every block differed, the next chunks are written without reading the target first, 1, 2, 4,
+# ... chunks between two compared ones, at most BLIND_MAX bytes.
+BLIND_AFTER = 2
+BLIND_MAX = 128 * MiB
+# Bytes per read when hashing a local file.
+HASH_CHUNK = 4 * MiB
 
 MAGIC = (
     (b'\xfd7zXZ\x00', 'xz'),
@@ -479,23 +488,59 @@ class ImageStream(object):
         self.reader.close()
 
 
-def hash_file(path, progress=None):
-    """SHA-256 of a local file; progress(done, total) is called now and then."""
+def hash_file(path, progress=None, stop=None):
+    """SHA-256 of a local file; progress(done, total) is called now and then. Returns None when
+    the threading.Event stop is set before the end."""
     h = hashlib.sha256()
     total = os.path.getsize(path)
     done = 0
-    with open(path, 'rb') as f:
-        ahead = _ReadAhead(f.fileno(), [(0, total)])
-        while True:
-            ahead.advance(done)
-            data = f.read(DEFAULT_CHUNK_SIZE)
-            if not data:
-                break
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for piece in _read_extents(fd, [(0, None)], HASH_CHUNK):
+            data = piece[2]
+            if stop is not None and stop.is_set():
+                return None
             h.update(data)
             done += len(data)
             if progress:
                 progress(done, total)
+    finally:
+        os.close(fd)
     return h.hexdigest()
+
+
+class _DigestJob(object):
+    """The SHA-256 of a local src, computed on its own thread while the engine reads and writes
+    (hashlib releases the GIL): the digest costs no time of its own unless hashing is slower
+    than the write."""
+
+    def __init__(self, path):
+        self.path = path
+        self.digest = None
+        self.error = None
+        self.stop = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.digest = hash_file(self.path, stop=self.stop)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def result(self):
+        """Waits for the digest; raises SourceError if src could not be read."""
+        self.thread.join()
+        if self.error is not None:
+            raise SourceError('cannot read src %s to check its sha256: %s' % (self.path, self.error))
+        return self.digest
+
+    def cancel(self):
+        self.stop.set()
 
 
 XATTR = 'user.turingpi.sha256'
@@ -809,6 +854,7 @@ class Stats(object):
         self.bytes_skipped = 0
         self.bytes_unmapped = 0
         self.bytes_verified = 0
+        self.bytes_uncompared = 0
         self.source_bytes = 0
         self.writes = 0
         self.first_difference = None
@@ -826,6 +872,7 @@ class Stats(object):
             bytes_skipped=self.bytes_skipped,
             bytes_unmapped=self.bytes_unmapped,
             bytes_verified=self.bytes_verified,
+            bytes_uncompared=self.bytes_uncompared,
             source_bytes=self.source_bytes,
             writes=self.writes,
             first_difference=self.first_difference,
@@ -906,6 +953,60 @@ def drop_cache(fd, is_block):
             fcntl.ioctl(fd, BLKFLSBUF, 0)
         except (IOError, OSError):
             pass
+
+
+class _Syncer(threading.Thread):
+    """fsyncs the target on its own thread whenever the writer says it wrote something, so the
+    device writes while the next chunks are read and compared instead of everything waiting in
+    the page cache for one fsync at the end (bmaptool fsyncs every few MiB for the same reason,
+    but on the writing thread). The final fsync then has little left to do."""
+
+    def __init__(self, fd):
+        threading.Thread.__init__(self)
+        self.daemon = True
+        self.fd = fd
+        self.pending = threading.Event()
+        self.stopping = False
+        self.error = None
+
+    def kick(self):
+        if self.error is not None:
+            raise self.error
+        self.pending.set()
+
+    def run(self):
+        while True:
+            self.pending.wait()
+            self.pending.clear()
+            if self.stopping:
+                return
+            try:
+                os.fsync(self.fd)
+            except OSError as exc:
+                self.error = exc
+                return
+
+    def finish(self):
+        self.stopping = True
+        self.pending.set()
+        self.join()
+
+
+def _read_extents(fd, extents, chunk_size):
+    """Reads extents (start, end or None for "to the end of the file", ...) in pieces of at most
+    chunk_size bytes, with the kernel reading ahead over all of them; yields (extent index,
+    offset, data). An extent ends early at the end of the file (short read)."""
+    extents = [(e[0], e[1]) for e in extents]
+    ahead = _ReadAhead(fd, extents)
+    for i, (start, end) in enumerate(extents):
+        pos = start
+        while end is None or pos < end:
+            ahead.advance(pos)
+            data = os.pread(fd, chunk_size if end is None else min(chunk_size, end - pos), pos)
+            if not data:
+                break
+            yield i, pos, data
+            pos += len(data)
 
 
 class _ReadAhead(object):
@@ -1028,6 +1129,8 @@ class ImageWriter(object):
         self._raw_src = None  # fd of a raw local image, the reference for the read-back
         self._extend_to = None  # a regular file shorter than the image is extended to this size
         self._written = []  # (offset, length, sha256 digest) of every write, for the read-back
+        self._digest = None  # the _DigestJob of a local src
+        self._digest_checked = False
 
     # -- steps -----------------------------------------------------------------------
     def plan(self):
@@ -1044,24 +1147,49 @@ class ImageWriter(object):
         check_target(self.target, size, self.force)
         return self.target
 
-    def check_digest(self):
-        """Verifies a local src against sha256 before anything is written."""
-        if self.sha256 is None or self.source.url:
-            return
-        self.stats.phase = 'checksum'
-        total = self.source.local_size
-
-        def progress(done, dummy):
-            self.progress.update(self.stats, total, done)
-        if verified_digest(self.source.src) == self.sha256:
+    def _start_digest(self):
+        """Starts the SHA-256 of a local src on its own thread, unless an earlier successful check
+        of this very file is remembered (the flash role writes one image to seven modules)."""
+        if self.source.url:
+            return None  # hashed in the stream
+        if self.sha256 is not None and verified_digest(self.source.src) == self.sha256:
             self.stats.sha256 = self.sha256
             self.stats.digest_cached = True
+            return None
+        return _DigestJob(self.source.src)
+
+    def _digest_error(self, actual):
+        what = 'the download does not match' if self.source.url else \
+            'the image is corrupt, incomplete or not the one you meant'
+        if not self.stats.bytes_written or self.check_mode:
+            return ChecksumError('sha256 of %s is %s, expected %s: %s; nothing was written'
+                                 % (self.source.src, actual, self.sha256, what))
+        return ChecksumError('sha256 of %s is %s, expected %s: %s; dest %s was written from it (%d bytes) and is now '
+                             'inconsistent: do not boot it; run again with the right image (only the blocks that differ '
+                             'are rewritten)' % (self.source.src, actual, self.sha256, what, self.dest, self.stats.bytes_written))
+
+    def _check_digest_early(self):
+        """Before each write: once the digest is known and wrong, nothing more is written (and
+        nothing at all when it is known before the first write)."""
+        job = self._digest
+        if job is not None and self.sha256 is not None and not self._digest_checked and job.done.is_set():
+            actual = job.result()
+            self._digest_checked = True
+            if actual is not None and actual != self.sha256:
+                self.stats.sha256 = actual
+                raise self._digest_error(actual)
+
+    def _finish_digest(self):
+        """After the last write (and its fsync) and before the read-back: the digest must match."""
+        job = self._digest
+        if job is None:
             return
-        actual = hash_file(self.source.src, progress)
+        actual = job.result()
         self.stats.sha256 = actual
+        if self.sha256 is None:
+            return
         if actual != self.sha256:
-            raise ChecksumError('sha256 of %s is %s, expected %s: the image is corrupt, incomplete or not the one you meant; '
-                                'nothing was written' % (self.source.src, actual, self.sha256))
+            raise self._digest_error(actual)
         remember_digest(self.source.src, actual)
 
     def _open_dest(self):
@@ -1092,35 +1220,31 @@ class ImageWriter(object):
             stats.bytes_unmapped = self.bmap.image_size - self.bmap.mapped_bytes
         total = self.bmap.mapped_bytes if self.bmap is not None else stats.image_size
 
-        # The source digest is checked while the target is pre-checked against the bmap (both
-        # only read); nothing is written before the digest has passed.
-        digest_error = []
-
-        def digest():
-            try:
-                self.check_digest()
-            except Exception as exc:
-                digest_error.append(exc)
-        checker = threading.Thread(target=digest)
-        checker.daemon = True
-        checker.start()
-        prechecked = False
+        # A local src is hashed on its own thread while the target is checked and written; a
+        # wrong digest fails the run before the read-back, and before the next write as soon as
+        # it is known (before the first write, if it is known by then). A URL is hashed as it
+        # streams.
+        self._digest = self._start_digest()
         try:
-            if self.bmap is not None and self.target.kind != 'missing':
-                ro_fd = os.open(self.dest, os.O_RDONLY)
-                try:
-                    # Compare against the device, not what the page cache remembers.
-                    drop_cache(ro_fd, is_block)
-                    regions = self._bmap_precheck(ro_fd, regions, total)
-                    prechecked = True
-                finally:
-                    os.close(ro_fd)
+            return self._run(started, is_block, regions, total)
         finally:
-            checker.join()
-        if digest_error:
-            raise digest_error[0]
+            if self._digest is not None:
+                self._digest.cancel()
 
-        stream = self.source.open(hashing=self.sha256 is None or self.source.url)
+    def _run(self, started, is_block, regions, total):
+        stats = self.stats
+        prechecked = False
+        if self.bmap is not None and self.target.kind != 'missing':
+            ro_fd = os.open(self.dest, os.O_RDONLY)
+            try:
+                # Compare against the device, not what the page cache remembers.
+                drop_cache(ro_fd, is_block)
+                regions = self._bmap_precheck(ro_fd, regions, total)
+                prechecked = True
+            finally:
+                os.close(ro_fd)
+
+        stream = self.source.open(hashing=self.source.url)
         try:
             fd = self._open_dest()
         except Exception:
@@ -1139,7 +1263,7 @@ class ImageWriter(object):
             stats.phase = 'writing' if not self.check_mode else 'comparing'
             producer.start()
             try:
-                end = self._consume(q, fd, is_block, total, _ReadAhead(fd, regions))
+                end = self._consume(q, fd, is_block, total, regions)
             finally:
                 stop.set()
                 producer.join(10)
@@ -1149,19 +1273,19 @@ class ImageWriter(object):
             if stream.reader.hash is not None:
                 stats.sha256 = stream.reader.hexdigest()
                 if self.sha256 is not None and stats.sha256 != self.sha256:
-                    raise ChecksumError('sha256 of %s is %s, expected %s: the download does not match; %s'
-                                        % (self.source.src, stats.sha256, self.sha256,
-                                           'nothing was written' if not stats.bytes_written else
-                                           'dest now holds data from it: do not boot it, fix the source and run again'))
+                    raise self._digest_error(stats.sha256)
             if self._extend_to and not self.check_mode and os.fstat(fd).st_size < self._extend_to:
                 os.ftruncate(fd, self._extend_to)
                 stats.writes += 1
-            if fd is not None and not self.check_mode and stats.bytes_written:
+            synced = fd is not None and not self.check_mode and stats.bytes_written
+            if synced:
+                # The fsync waits for the device; the digest thread gets the CPU meanwhile.
                 stats.phase = 'syncing'
                 self.progress.update(stats, total, total, force=True)
                 os.fsync(fd)
-                if self.verify:
-                    self._verify(fd, is_block)
+            self._finish_digest()
+            if synced and self.verify:
+                self._verify(fd, is_block)
         finally:
             if fd is not None:
                 os.close(fd)
@@ -1178,39 +1302,71 @@ class ImageWriter(object):
     def _bmap_precheck(self, fd, regions, total):
         """Drops the mapped ranges the target already holds, found by hashing the target's range
         and comparing with the bmap's checksum: those need no source read at all (re-flashing an
-        unchanged image reads only the target). Stops checking after PRECHECK_BUDGET bytes did
-        not match (a first write); the rest go through the normal compare-and-write pass, which
-        then mostly finds the target in the page cache."""
+        unchanged image reads only the target). Gives up once PRECHECK_BUDGET bytes in a row did
+        not match (a blank or different module); the rest go through the normal compare-and-write
+        pass."""
         stats = self.stats
-        keep = []
-        mismatched = 0
         stats.phase = 'checking'
-        ahead = _ReadAhead(fd, regions)
-        for start, end, chk in regions:
-            if chk is None or mismatched > PRECHECK_BUDGET:
-                keep.append((start, end, chk))
-                continue
-            h = hashlib.new(self.bmap.checksum_type)
-            pos = start
-            while pos < end:
-                ahead.advance(pos)
-                data = os.pread(fd, min(self.chunk_size, end - pos), pos)
-                if not data:
+        checked = [r for r in regions if r[2] is not None]
+        keep = [r for r in regions if r[2] is None]
+        digests = {}  # region index -> [hash, bytes read]
+        decided = 0  # regions before this index are decided
+        mismatched = 0  # bytes in a row that did not match
+        # The sentinel (len(checked), ...) decides the last regions.
+        for piece in itertools.chain(_read_extents(fd, checked, self.chunk_size), [(len(checked), 0, b'')]):
+            i, data = piece[0], piece[2]
+            while decided < i:
+                start, end, chk = checked[decided]
+                h, got = digests.pop(decided, (None, 0))
+                if h is not None and got == end - start and h.hexdigest() == chk:
+                    stats.bytes_compared += end - start
+                    self.progress.update(stats, total, stats.bytes_compared)
+                    mismatched = 0
+                else:
+                    keep.append(checked[decided])
+                    mismatched += end - start
+                decided += 1
+                if mismatched > PRECHECK_BUDGET:
                     break
-                h.update(data)
-                pos += len(data)
-                stats.bytes_read += len(data)
-            if pos == end and h.hexdigest() == chk:
-                stats.bytes_compared += end - start
-                self.progress.update(stats, total, stats.bytes_compared)
-                continue
-            mismatched += end - start
-            keep.append((start, end, chk))
+            if mismatched > PRECHECK_BUDGET or i == len(checked):
+                break
+            entry = digests.setdefault(i, [hashlib.new(self.bmap.checksum_type), 0])
+            entry[0].update(data)
+            entry[1] += len(data)
+            stats.bytes_read += len(data)
+        keep.extend(checked[decided:])
+        keep.sort(key=lambda r: r[0])
         return keep
 
-    def _consume(self, q, fd, is_block, total, ahead):
+    def _consume(self, q, fd, is_block, total, regions):
+        syncer = _Syncer(fd) if fd is not None and not self.check_mode else None
+        if syncer is not None:
+            syncer.start()
+        try:
+            return self._consume_chunks(q, fd, is_block, total, regions, syncer)
+        finally:
+            if syncer is not None:
+                syncer.finish()
+
+    def _consume_chunks(self, q, fd, is_block, total, regions, syncer):
+        """Compares each chunk with the target and writes the blocks that differ.
+
+        Adaptive compare: on a blank module (or one holding another image) every block differs,
+        so reading the target first costs a read and saves nothing. After BLIND_AFTER compared
+        chunks in a row in which every block differed, the next 1, 2, 4, ... chunks (at most
+        BLIND_MAX bytes) are written whole without reading the target; the chunk after them is
+        compared again (a probe), and the first probe that finds a block in place goes back to
+        comparing every chunk. An unchanged or slightly changed target has no chunks that differ
+        everywhere, so nothing is written blind there. Check mode always compares."""
         stats = self.stats
         dest_limit = self.target.size if is_block else None
+        blind_cap = max(1, BLIND_MAX // self.chunk_size)
+        streak = 0  # compared chunks in a row in which every block differed
+        blind_left = 0  # chunks still to write without comparing
+        done = 0
+        # Read ahead a little (the device stays busy while a chunk is compared), only while every
+        # chunk is compared: never over chunks that will be written blind.
+        ahead = _ReadAhead(fd, regions, window=2 * self.chunk_size)
         while True:
             kind, pos, data = q.get()
             if kind == 'error':
@@ -1218,35 +1374,60 @@ class ImageWriter(object):
             if kind == 'end':
                 return pos
             n = len(data)
+            written_before = stats.bytes_written
             if dest_limit is not None and pos + n > dest_limit:
                 raise RefusedError('dest %s holds %d bytes (%s) but the image is larger: use a larger device%s'
                                    % (self.dest, dest_limit, human(dest_limit),
                                       '' if self.check_mode or not stats.bytes_written else ' (dest was partly written)'))
-            ahead.advance(pos)
-            current = os.pread(fd, n, pos) if fd is not None else b''
-            stats.bytes_read += len(current)
-            if len(current) < n and not is_block:
-                # Past the end of a regular file: the file is extended (with zeros) at the end,
-                # so only the non-zero blocks need writing.
-                current += bytes(n - len(current))
-                self._extend_to = pos + n
-            stats.bytes_compared += n
-            if current != data:
-                runs = _diff_runs(data, current, pos, self.block_size)
+            if blind_left > 0:
+                blind_left -= 1
+                self._write(fd, data, pos, 0, n)
+                stats.bytes_uncompared += n
+            else:
+                if not streak:
+                    ahead.advance(pos)
+                current = os.pread(fd, n, pos) if fd is not None else b''
+                stats.bytes_read += len(current)
+                if len(current) < n and not is_block:
+                    # Past the end of a regular file: the file is extended (with zeros) at the end,
+                    # so only the non-zero blocks need writing.
+                    current += bytes(n - len(current))
+                    self._extend_to = pos + n
+                stats.bytes_compared += n
+                runs = _diff_runs(data, current, pos, self.block_size) if current != data else []
                 for off, length in runs:
-                    piece = data[off:off + length]
-                    if stats.first_difference is None:
-                        stats.first_difference = pos + off
-                    if not self.check_mode:
-                        self._pwrite(fd, piece, pos + off)
-                        if self.verify:
-                            # A raw local image is its own reference (compared again at verify
-                            # time); anything else is remembered by its digest.
-                            digest = None if self._raw_src else hashlib.sha256(piece).digest()
-                            self._written.append((pos + off, length, digest))
-                    stats.bytes_written += length
-                    stats.writes += 1
-            self.progress.update(stats, total, stats.bytes_compared)
+                    self._write(fd, data, pos, off, length)
+                if runs == [(0, n)] and not self.check_mode:
+                    streak += 1
+                    if streak >= BLIND_AFTER:
+                        blind_left = min(1 << (streak - BLIND_AFTER), blind_cap)
+                else:
+                    streak = 0
+            if stats.bytes_written > written_before and syncer is not None:
+                try:
+                    syncer.kick()
+                except OSError as exc:
+                    raise ImageError('write to %s failed: %s (the device may have been unplugged; run again to resume)'
+                                     % (self.dest, exc))
+            done += n
+            self.progress.update(stats, total, done)
+
+    def _write(self, fd, data, pos, off, length):
+        """Writes data[off:off + length] at pos + off (counts it only, in check mode)."""
+        stats = self.stats
+        if stats.first_difference is None:
+            stats.first_difference = pos + off
+        if not self.check_mode:
+            self._check_digest_early()
+            piece = memoryview(data)[off:off + length]
+            self._pwrite(fd, piece, pos + off)
+            if self.verify:
+                # A raw local image is its own reference (compared again at verify time);
+                # anything else is remembered by its digest.
+                digest = None if self._raw_src else hashlib.sha256(piece).digest()
+                self._written.append((pos + off, length, digest))
+        stats.bytes_written += length
+        stats.writes += 1
 
     def _pwrite(self, fd, data, offset):
         view = memoryview(data)
@@ -1261,22 +1442,36 @@ class ImageWriter(object):
                                  % (self.dest, offset + done, exc))
 
     def _verify(self, fd, is_block):
+        """Reads back every extent written, in large sequential reads, and compares it with the raw
+        image or with the SHA-256 of what was written."""
         stats = self.stats
         stats.phase = 'verifying'
         drop_cache(fd, is_block)
         total = sum(length for dummy, length, dummy2 in self._written)
-        ahead = _ReadAhead(fd, [(offset, offset + length) for offset, length, dummy in self._written])
-        for offset, length, digest in self._written:
-            ahead.advance(offset)
-            got = os.pread(fd, length, offset)
+        extents = [(offset, offset + length) for offset, length, dummy in self._written]
+        checked = 0  # extents read back completely and found equal
+        h = None
+        for i, pos, got in _read_extents(fd, extents, self.chunk_size):
+            if i != checked:  # the extent before ended early: the device is shorter than written
+                break
+            offset, length, digest = self._written[i]
             stats.bytes_read += len(got)
             stats.bytes_verified += len(got)
+            complete = pos + len(got) == offset + length
             if digest is None:
-                same = got == os.pread(self._raw_src, length, offset)
+                if got != os.pread(self._raw_src, len(got), pos):
+                    break
             else:
-                same = hashlib.sha256(got).digest() == digest
-            if not same:
-                raise VerifyError('read-back of %s differs from what was written at bytes %d-%d: the device is failing or '
-                                  'something else writes to it; run again, and replace the module if it repeats'
-                                  % (self.dest, offset, offset + length - 1))
+                if pos == offset:
+                    h = hashlib.sha256()
+                h.update(got)
+                if complete and h.digest() != digest:
+                    break
+            if complete:
+                checked += 1
             self.progress.update(stats, total, stats.bytes_verified)
+        if checked < len(self._written):
+            offset, length, dummy = self._written[checked]
+            raise VerifyError('read-back of %s differs from what was written at bytes %d-%d: the device is failing or '
+                              'something else writes to it; run again, and replace the module if it repeats'
+                              % (self.dest, offset, offset + length - 1))

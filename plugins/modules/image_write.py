@@ -19,6 +19,14 @@ description:
     and is decompressed as a stream, never unpacked to disk.
   - Compares before it writes. Each chunk of the image is compared with the target; only the
     O(block_size) blocks that differ are written. Re-writing an unchanged image only reads.
+  - Adaptive compare. When two chunks in a row differ from the target in every block (a blank
+    module, or one holding another image), reading the target first saves nothing, so the next
+    chunks are written without being compared, with a compared chunk (a probe) after 1, 2, 4, ...
+    of them (at most 128 MiB apart); the first probe that finds a block already in place returns
+    to comparing every chunk. A target that holds the image, or most of it, is always compared,
+    so re-writing an unchanged image still writes nothing.
+  - While it writes, the target is fsynced on a second thread, so the device writes while the next
+    chunks are read instead of all at the end.
   - Resumable by design. An interrupted write leaves the blocks it reached on the target; the next
     run compares them and writes only what is still missing. There is no state file to lose.
   - With a bmap file (bmaptool's block map) only the mapped ranges are read, compared and written;
@@ -39,10 +47,17 @@ options:
     description:
       - The image. A local path on the host that runs the module, or an C(http://), C(https://),
         C(ftp://) or C(file://) URL that is streamed.
-      - A local file is checked against O(sha256) before anything is written.
-      - A URL is checked while it streams, so a mismatch is only found at the end, after the
-        target was written; the module then fails and says so. Download first (the
-        C(turingpi.cluster.flash) role caches the image) to avoid that.
+      - The digest of a local file is computed on a thread of its own while the target is
+        compared and written (one pass over the file, not a pass before the write), and checked
+        before the read-back. If it does not match, the module fails; when the mismatch is known
+        before the first write (a re-write, or a small image) nothing is written, otherwise the
+        message says how many bytes were written and that the target is inconsistent and must be
+        written again with the right image (which then rewrites only the blocks that differ).
+      - A local file whose digest matched once is remembered (extended attribute
+        C(user.turingpi.sha256) with its size, mtime and inode) and not hashed again, so
+        flashing the next module costs no hashing.
+      - A URL is checked while it streams, with the same failure as above. Download first (the
+        C(turingpi.cluster.flash) role downloads with the digest checked) to avoid that.
     type: str
     required: true
   dest:
@@ -199,7 +214,7 @@ bytes_read:
   type: int
   sample: 2759852032
 bytes_compared:
-  description: Image bytes compared with the target (the mapped bytes with a bmap).
+  description: Image bytes compared with the target (at most the mapped bytes with a bmap; less when chunks were written without comparing).
   returned: success
   type: int
   sample: 2759852032
@@ -223,8 +238,20 @@ bytes_verified:
   returned: success
   type: int
   sample: 131072
+bytes_uncompared:
+  description:
+    - Bytes written without comparing them with the target first (adaptive compare, after chunks
+      that differed everywhere). Included in RV(bytes_written); 0 when the target held any part of the image.
+  returned: success
+  type: int
+  sample: 0
+digest_cached:
+  description: Whether the digest of a local O(src) was taken from an earlier successful check of the same file instead of hashing it.
+  returned: success
+  type: bool
+  sample: true
 source_bytes:
-  description: Bytes read from O(src) (compressed size), in the writing pass.
+  description: Bytes read from O(src) (compressed size), in the writing pass (without the hashing thread's reads).
   returned: success
   type: int
   sample: 478150656

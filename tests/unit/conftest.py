@@ -1,12 +1,14 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shared fixtures: a virtual board that records every bus transaction, and a module runner."""
+"""Shared fixtures: a virtual board that records every bus transaction, a module runner, and a
+fake sysfs tree with USB devices and disks."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import json
+import os
 
 import pytest
 
@@ -67,3 +69,40 @@ def run_module(capsys):
         return exc.value.code, json.loads(out)
 
     return run
+
+
+class FakeSysfs(object):
+    """A sysfs tree in a temporary directory, shaped like the kernel's for USB devices
+    (devices/.../usb1/<port> with idVendor, idProduct, serial; bus/usb/devices/<port> links) and
+    the disks of USB mass-storage interfaces (.../host3/.../block/<name>/size; block/<name> links)."""
+
+    def __init__(self, root):
+        self.root = root
+        (root / 'bus' / 'usb' / 'devices').mkdir(parents=True)
+        (root / 'block').mkdir()
+
+    def __str__(self):
+        return str(self.root)
+
+    def usb_device(self, port, vid, pid, serial=None):
+        d = self.root / 'devices' / 'pci0000:00' / '0000:00:14.0' / 'usb1' / port
+        d.mkdir(parents=True)
+        (d / 'idVendor').write_text(vid + '\n')
+        (d / 'idProduct').write_text(pid + '\n')
+        if serial:
+            (d / 'serial').write_text(serial + '\n')
+        os.symlink(str(d), str(self.root / 'bus' / 'usb' / 'devices' / port))
+        return d
+
+    def usb_disk(self, device_dir, name, sectors):
+        blk = device_dir / (device_dir.name + ':1.0') / 'host3' / 'target3:0:0' / '3:0:0:0' / 'block' / name
+        blk.mkdir(parents=True)
+        (blk / 'size').write_text('%d\n' % sectors)
+        os.symlink(str(blk), str(self.root / 'block' / name))
+        return blk
+
+
+@pytest.fixture
+def sysfs(tmp_path):
+    """An empty fake sysfs tree (see FakeSysfs) under tmp_path/sys."""
+    return FakeSysfs(tmp_path / 'sys')

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The block engine of image_write: compare, skip, bmap ranges, compressed streams, torn input,
-short targets, bad digests and the refusals. Targets are regular files (no root needed)."""
+"""The block engine of image_write: compare, skip, adaptive compare, bmap ranges, compressed
+streams, torn input, short targets, bad digests and the refusals. Targets are regular files (no
+root needed)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,6 +16,7 @@ import json
 import lzma
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -35,8 +37,40 @@ def make_image(size=256 * 1024, seed=1):
     return bytes(out)
 
 
+def random_image(chunks, seed=b'r'):
+    """Data without a single zero block: on a blank target every block differs."""
+    out = bytearray()
+    h = seed
+    while len(out) < chunks * CHUNK:
+        h = hashlib.sha256(h).digest()
+        out += h
+    return bytes(out[:chunks * CHUNK])
+
+
 def sha(data):
     return hashlib.sha256(data).hexdigest()
+
+
+class DigestFirst(image._DigestJob):
+    """The digest of src is known before the first write (a small or fast-hashing image)."""
+
+    def __init__(self, path):
+        super(DigestFirst, self).__init__(path)
+        self.thread.join()
+
+
+class DigestLast(image._DigestJob):
+    """The digest of src is known only after the last write (a large image on a fast target)."""
+
+    def __init__(self, path):
+        self.path, self.digest, self.error = path, None, None
+        self.stop, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def result(self):
+        if not self.thread.is_alive() and not self.done.is_set():
+            self.thread.start()
+        return super(DigestLast, self).result()
 
 
 def write_image(tmp_path, data, name='img.raw'):
@@ -186,7 +220,8 @@ def test_diff_runs_align_to_absolute_blocks():
 
 
 # -- digests ------------------------------------------------------------------------------
-def test_bad_digest_changes_nothing(tmp_path):
+def test_bad_digest_known_before_the_first_write_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(image, '_DigestJob', DigestFirst)
     data = make_image()
     src = write_image(tmp_path, data)
     dest = tmp_path / 'dest'
@@ -196,6 +231,93 @@ def test_bad_digest_changes_nothing(tmp_path):
     assert str(exc.value) == ('sha256 of %s is %s, expected %s: the image is corrupt, incomplete or not the one you meant; '
                               'nothing was written' % (src, sha(data), '0' * 64))
     assert dest.read_bytes() == b'old'
+    assert image.verified_digest(src) is None
+
+
+def test_bad_digest_found_after_writing_says_dest_is_inconsistent(tmp_path, monkeypatch):
+    """The digest is computed alongside the write: when it is only known after the last write,
+    the run fails before the fsync and the read-back and says what dest now holds."""
+    monkeypatch.setattr(image, '_DigestJob', DigestLast)
+    data = make_image()
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    dest.write_bytes(bytes(len(data)))
+    nonzero = sum(1 for i in range(0, len(data), BS) if data[i:i + BS].strip(b'\0')) * BS
+    with pytest.raises(image.ChecksumError) as exc:
+        run(src, str(dest), '0' * 64)
+    assert str(exc.value) == ('sha256 of %s is %s, expected %s: the image is corrupt, incomplete or not the one you meant; '
+                              'dest %s was written from it (%d bytes) and is now inconsistent: do not boot it; run again '
+                              'with the right image (only the blocks that differ are rewritten)'
+                              % (src, sha(data), '0' * 64, dest, nonzero))
+    assert dest.read_bytes() == data       # what was written is the (bad) image
+    assert image.verified_digest(src) is None
+    # the right digest: nothing left to write, and the digest is remembered
+    again = run(src, str(dest), sha(data))
+    assert (again.bytes_written, again.writes) == (0, 0)
+
+
+def test_bad_digest_known_half_way_stops_writing(tmp_path, monkeypatch):
+    """The digest becomes known after the second write: no third write, and the message counts
+    the two."""
+    monkeypatch.setattr(image, '_DigestJob', DigestLast)
+    data = random_image(8)
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    dest.write_bytes(bytes(len(data)))
+    real_pwrite = image.ImageWriter._pwrite
+    calls = []
+
+    def pwrite(self, fd, piece, offset):
+        real_pwrite(self, fd, piece, offset)
+        calls.append((offset, len(piece)))
+        if len(calls) == 2:
+            self._digest.result()    # the hash finishes now
+    monkeypatch.setattr(image.ImageWriter, '_pwrite', pwrite)
+    with pytest.raises(image.ChecksumError) as exc:
+        run(src, str(dest), '0' * 64)
+    assert calls == [(0, CHUNK), (CHUNK, CHUNK)]
+    assert str(exc.value).endswith('dest %s was written from it (%d bytes) and is now inconsistent: do not boot it; '
+                                   'run again with the right image (only the blocks that differ are rewritten)'
+                                   % (dest, 2 * CHUNK))
+    assert dest.read_bytes() == data[:2 * CHUNK] + bytes(6 * CHUNK)
+
+
+def test_bad_digest_either_writes_nothing_or_says_so(tmp_path):
+    """Without pinning the timing: the run fails, and "nothing was written" is true when said."""
+    data = make_image()
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    dest.write_bytes(b'old')
+    with pytest.raises(image.ChecksumError) as exc:
+        run(src, str(dest), '0' * 64)
+    if str(exc.value).endswith('nothing was written'):
+        assert dest.read_bytes() == b'old'
+    else:
+        assert 'is now inconsistent: do not boot it' in str(exc.value)
+        assert dest.read_bytes() != b'old'
+
+
+def test_digest_is_hashed_alongside_not_before(tmp_path, monkeypatch):
+    """One pass: the local file is hashed on its own thread (hash_file once); the stream itself
+    reads only the mapped ranges; the good digest is remembered for the next module."""
+    data = make_image()
+    text, dummy = bmap_for(data)
+    bm = image.parse_bmap(text)
+    src = write_image(tmp_path, data)
+    calls = []
+    real = image.hash_file
+
+    def counting(path, progress=None, stop=None):
+        calls.append(path)
+        return real(path, progress, stop)
+    monkeypatch.setattr(image, 'hash_file', counting)
+    stats = run(src, str(tmp_path / 'dest'), sha(data), bmap=bm)
+    assert calls == [src]
+    assert stats.sha256 == sha(data) and not stats.digest_cached
+    assert stats.source_bytes < len(data)
+    if image.verified_digest(src) is not None:
+        again = run(src, str(tmp_path / 'dest'), sha(data), bmap=bm)
+        assert calls == [src] and again.digest_cached
 
 
 def test_digest_of_compressed_source_is_of_the_file_as_given(tmp_path):
@@ -558,7 +680,11 @@ def test_url_source_streams_and_checks_at_the_end(tmp_path):
     (tmp_path / 'dest2').write_bytes(b'')
     with pytest.raises(image.ChecksumError) as exc:
         image.ImageWriter(src, str(tmp_path / 'dest2'), sha256='1' * 64, block_size=BS, chunk_size=CHUNK).run()
-    assert str(exc.value).endswith('dest now holds data from it: do not boot it, fix the source and run again')
+    assert str(exc.value) == ('sha256 of https://example.invalid/img.gz is %s, expected %s: the download does not match; '
+                              'dest %s was written from it (%d bytes) and is now inconsistent: do not boot it; run again '
+                              'with the right image (only the blocks that differ are rewritten)'
+                              % (sha(packed), '1' * 64, tmp_path / 'dest2',
+                                 sum(1 for i in range(0, len(data), BS) if data[i:i + BS].strip(b'\0')) * BS))
 
 
 def test_bmap_rewrite_of_unchanged_target_reads_no_source(tmp_path):
@@ -620,8 +746,109 @@ def test_verify_catches_a_device_that_does_not_keep_writes(tmp_path, monkeypatch
     real_pwrite = image.ImageWriter._pwrite
 
     def lossy_pwrite(self, fd, piece, offset):
+        piece = bytes(piece)
         real_pwrite(self, fd, piece[:-1] + b'\x00' if piece[-1:] != b'\x00' else piece[:-1] + b'\x01', offset)
     monkeypatch.setattr(image.ImageWriter, '_pwrite', lossy_pwrite)
     with pytest.raises(image.VerifyError) as exc:
         run(src, str(dest), sha(blob))
     assert str(exc.value).startswith('read-back of %s differs from what was written at bytes 0-' % dest)
+
+
+# -- adaptive compare -------------------------------------------------------------------------
+def test_blank_target_is_written_without_comparing_after_two_differing_chunks(tmp_path):
+    """Chunks 0 and 1 differ everywhere: then 1 chunk blind, compare 3, 2 blind, compare 6, 4 blind,
+    compare 11, the rest blind. Every byte is still written once and read back."""
+    data = random_image(16)
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    dest.write_bytes(bytes(len(data)))
+    stats = run(src, str(dest), sha(data))
+    assert dest.read_bytes() == data
+    assert stats.bytes_compared == 5 * CHUNK        # chunks 0, 1, 3, 6, 11
+    assert stats.bytes_uncompared == 11 * CHUNK
+    assert stats.bytes_written == stats.bytes_verified == 16 * CHUNK
+    assert stats.bytes_read == 5 * CHUNK + 16 * CHUNK  # the compares and the read-back
+
+
+def test_a_probe_that_finds_the_image_goes_back_to_comparing(tmp_path):
+    """A target that holds the image from chunk 8 on: the probe at chunk 11 finds it in place, so
+    chunks 12-31 are compared and not written; chunks 8-10 were written blind (the price)."""
+    data = random_image(32)
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    dest.write_bytes(bytes(8 * CHUNK) + data[8 * CHUNK:])
+    stats = run(src, str(dest), sha(data))
+    assert dest.read_bytes() == data
+    assert stats.bytes_written == 11 * CHUNK          # chunks 0-10
+    assert stats.bytes_uncompared == 7 * CHUNK        # chunks 2, 4, 5, 7, 8, 9, 10
+    assert stats.bytes_compared == 25 * CHUNK         # 0, 1, 3, 6 and 11-31
+
+
+def test_blind_stretch_is_capped(tmp_path, monkeypatch):
+    monkeypatch.setattr(image, 'BLIND_MAX', 2 * CHUNK)
+    data = random_image(16)
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    dest.write_bytes(bytes(len(data)))
+    stats = run(src, str(dest), sha(data))
+    assert dest.read_bytes() == data
+    assert stats.bytes_compared == 7 * CHUNK          # 0, 1, 3, 6, 9, 12, 15
+    assert stats.bytes_uncompared == 9 * CHUNK
+
+
+def test_check_mode_and_a_partly_different_target_always_compare(tmp_path):
+    data = random_image(16)
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    dest.write_bytes(bytes(len(data)))
+    stats = run(src, str(dest), sha(data), check_mode=True)
+    assert (stats.bytes_compared, stats.bytes_uncompared, stats.bytes_written) == (16 * CHUNK, 0, 16 * CHUNK)
+    assert dest.read_bytes() == bytes(len(data))
+    # one block in place in every chunk: never blind, that block never written
+    old = bytearray(len(data))
+    for c in range(16):
+        old[c * CHUNK:c * CHUNK + BS] = data[c * CHUNK:c * CHUNK + BS]
+    dest.write_bytes(bytes(old))
+    stats = run(src, str(dest), sha(data))
+    assert (stats.bytes_compared, stats.bytes_uncompared, stats.bytes_written) == (16 * CHUNK, 0, 16 * (CHUNK - BS))
+    assert dest.read_bytes() == data
+
+
+# -- the bmap pre-check -----------------------------------------------------------------------
+def test_bmap_precheck_gives_up_after_a_budget_of_mismatches_in_a_row(tmp_path, monkeypatch):
+    data = make_image()
+    text, ranges = bmap_for(data)
+    bm = image.parse_bmap(text)
+    size = (ranges[0][1] - ranges[0][0] + 1) * BS
+    assert all((last - first + 1) * BS == size for first, last in ranges[:-1])
+    monkeypatch.setattr(image, 'PRECHECK_BUDGET', 3 * size)
+    src = write_image(tmp_path, data)
+    dest = tmp_path / 'dest'
+    # blank: the pre-check reads 4 ranges (4 * size > budget), then the compare pass reads all
+    dest.write_bytes(bytes(len(data)))
+    stats = run(src, str(dest), sha(data), bmap=bm, check_mode=True)
+    assert stats.bytes_read == 4 * size + bm.mapped_bytes
+    assert stats.bytes_written == bm.mapped_bytes
+    # ranges 0, 1, 3 and 4 broken, 2 and the rest in place: 4 mismatches in all but never more
+    # than 2 in a row, so the pre-check goes on to the end, and only the 4 broken ranges are
+    # compared again (and their 4 broken blocks written and read back)
+    broken = bytearray(data)
+    for first in [r[0] for r in ranges[:2] + ranges[3:5]]:
+        broken[first * BS] ^= 1
+    dest.write_bytes(bytes(broken))
+    stats = run(src, str(dest), sha(data), bmap=bm)
+    assert stats.bytes_written == 4 * BS
+    assert stats.source_bytes == 4 * size                             # only the 4 broken ranges
+    assert stats.bytes_read == bm.mapped_bytes + 4 * size + 4 * BS   # pre-check, compare, read-back
+    assert dest.read_bytes() == data
+
+
+def test_read_extents_pieces_and_short_reads(tmp_path):
+    path = tmp_path / 'f'
+    path.write_bytes(bytes(range(256)) * 4)   # 1024 bytes
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        got = [(i, pos, len(data)) for i, pos, data in image._read_extents(fd, [(0, 300), (1000, 1100), (512, None)], 256)]
+    finally:
+        os.close(fd)
+    assert got == [(0, 0, 256), (0, 256, 44), (1, 1000, 24), (2, 512, 256), (2, 768, 256)]

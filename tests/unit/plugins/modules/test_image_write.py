@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import gzip
 import hashlib
+import os
 
 from ansible_collections.turingpi.cluster.plugins.modules import image_write
 
@@ -72,12 +73,18 @@ def test_gzip_source(tmp_path, run_module):
     assert open(dest, 'rb').read() == data
 
 
-def test_bad_digest_message(tmp_path, run_module):
+def test_bad_digest_message(tmp_path, run_module, monkeypatch):
+    class DigestFirst(image_write.image._DigestJob):
+        def __init__(self, path):
+            super(DigestFirst, self).__init__(path)
+            self.thread.join()
+    monkeypatch.setattr(image_write.image, '_DigestJob', DigestFirst)
     data, src, dest, digest = setup(tmp_path)
     rc, result = run_module(image_write, args(src, dest, 'f' * 64))
     assert rc == 1 and result['failed']
     assert result['msg'] == ('sha256 of %s is %s, expected %s: the image is corrupt, incomplete or not the one you meant; '
                              'nothing was written' % (src, digest, 'f' * 64))
+    assert not os.path.exists(dest) or os.path.getsize(dest) == 0   # opened, never written
 
 
 def test_malformed_digest_message(tmp_path, run_module):

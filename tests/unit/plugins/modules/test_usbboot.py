@@ -10,31 +10,7 @@ __metaclass__ = type
 import os
 import stat
 
-import pytest
-
 from ansible_collections.turingpi.cluster.plugins.modules import usbboot
-
-
-def usb_device(sysfs, port, vid, pid, serial=None):
-    d = sysfs / 'devices' / 'pci0000:00' / '0000:00:14.0' / 'usb1' / port
-    d.mkdir(parents=True)
-    (d / 'idVendor').write_text(vid + '\n')
-    (d / 'idProduct').write_text(pid + '\n')
-    if serial:
-        (d / 'serial').write_text(serial + '\n')
-    links = sysfs / 'bus' / 'usb' / 'devices'
-    links.mkdir(parents=True, exist_ok=True)
-    os.symlink(str(d), str(links / port))
-    return d
-
-
-def usb_disk(sysfs, device_dir, name, sectors):
-    blk = device_dir / (device_dir.name + ':1.0') / 'host3' / 'target3:0:0' / '3:0:0:0' / 'block' / name
-    blk.mkdir(parents=True)
-    (blk / 'size').write_text('%d\n' % sectors)
-    (sysfs / 'block').mkdir(exist_ok=True)
-    os.symlink(str(blk), str(sysfs / 'block' / name))
-    return blk
 
 
 def fake_rpiboot(tmp_path, script):
@@ -44,17 +20,9 @@ def fake_rpiboot(tmp_path, script):
     return str(path)
 
 
-@pytest.fixture
-def sysfs(tmp_path):
-    root = tmp_path / 'sys'
-    (root / 'bus' / 'usb' / 'devices').mkdir(parents=True)
-    (root / 'block').mkdir()
-    return root
-
-
 def boots_into_disk(tmp_path, sysfs):
     """A script that removes the boot device and makes the gadget disk appear, like rpiboot + msd."""
-    gadget = sysfs / 'devices' / 'pci0000:00' / '0000:00:14.0' / 'usb1' / '1-3'
+    gadget = sysfs.root / 'devices' / 'pci0000:00' / '0000:00:14.0' / 'usb1' / '1-3'
     blk = gadget / '1-3:1.0' / 'host3' / 'target3:0:0' / '3:0:0:0' / 'block' / 'sdd'
     return fake_rpiboot(tmp_path, '''
 echo "Waiting for BCM2835/6/7/2711..."
@@ -64,11 +32,11 @@ mkdir -p {blk}
 echo 15269888 > {blk}/size
 ln -s {blk} {sysfs}/block/sdd
 echo "Second stage boot server done"
-'''.format(links=sysfs / 'bus' / 'usb' / 'devices', gadget=gadget, blk=blk, sysfs=sysfs))
+'''.format(links=sysfs.root / 'bus' / 'usb' / 'devices', gadget=gadget, blk=blk, sysfs=sysfs.root))
 
 
 def test_boots_and_returns_disk(tmp_path, sysfs, run_module):
-    usb_device(sysfs, '1-3', '0a5c', '2764', serial='cm3')
+    sysfs.usb_device('1-3', '0a5c', '2764', serial='cm3')
     rpiboot = boots_into_disk(tmp_path, sysfs)
     rc, result = run_module(usbboot, {'rpiboot_path': rpiboot, 'sysfs_root': str(sysfs), 'timeout': 5})
     assert rc == 0, result
@@ -80,15 +48,15 @@ def test_boots_and_returns_disk(tmp_path, sysfs, run_module):
 
 
 def test_already_in_mass_storage_is_unchanged(tmp_path, sysfs, run_module):
-    gadget = usb_device(sysfs, '1-3', '0a5c', '0001')
-    usb_disk(sysfs, gadget, 'sdb', 2048)
+    gadget = sysfs.usb_device('1-3', '0a5c', '0001')
+    sysfs.usb_disk(gadget, 'sdb', 2048)
     rc, result = run_module(usbboot, {'rpiboot_path': '/nonexistent/rpiboot', 'sysfs_root': str(sysfs)})
     assert rc == 0 and not result['changed'] and not result['rpiboot_ran']
     assert result['device'] == '/dev/sdb'
 
 
 def test_no_module_in_flash_mode(sysfs, run_module):
-    usb_device(sysfs, '1-4', '046d', 'c52b')
+    sysfs.usb_device('1-4', '046d', 'c52b')
     rc, result = run_module(usbboot, {'sysfs_root': str(sysfs)})
     assert rc == 1
     assert result['msg'] == ('no compute module in flash mode on the USB bus (no USB device 0a5c:2763 or 0a5c:2764): put the '
@@ -97,7 +65,7 @@ def test_no_module_in_flash_mode(sysfs, run_module):
 
 
 def test_rpiboot_missing(sysfs, run_module):
-    usb_device(sysfs, '1-3', '0a5c', '2763')
+    sysfs.usb_device('1-3', '0a5c', '2763')
     rc, result = run_module(usbboot, {'sysfs_root': str(sysfs), 'rpiboot_path': 'rpiboot-not-installed'})
     assert rc == 1
     assert result['msg'] == ('rpiboot not found (rpiboot-not-installed): install it (apt install rpiboot, or build '
@@ -105,7 +73,7 @@ def test_rpiboot_missing(sysfs, run_module):
 
 
 def test_check_mode_does_not_run_rpiboot(tmp_path, sysfs, run_module):
-    usb_device(sysfs, '1-3', '0a5c', '2764')
+    sysfs.usb_device('1-3', '0a5c', '2764')
     rpiboot = fake_rpiboot(tmp_path, 'touch %s/ran\n' % tmp_path)
     rc, result = run_module(usbboot, {'sysfs_root': str(sysfs), 'rpiboot_path': rpiboot}, check_mode=True)
     assert rc == 0 and result['changed'] and result['device'] is None and not result['rpiboot_ran']
@@ -113,7 +81,7 @@ def test_check_mode_does_not_run_rpiboot(tmp_path, sysfs, run_module):
 
 
 def test_rpiboot_hangs(tmp_path, sysfs, run_module):
-    usb_device(sysfs, '1-3', '0a5c', '2764')
+    sysfs.usb_device('1-3', '0a5c', '2764')
     rpiboot = fake_rpiboot(tmp_path, 'sleep 30\n')
     rc, result = run_module(usbboot, {'sysfs_root': str(sysfs), 'rpiboot_path': rpiboot, 'timeout': 1})
     assert rc == 1
@@ -122,14 +90,14 @@ def test_rpiboot_hangs(tmp_path, sysfs, run_module):
 
 
 def test_rpiboot_fails(tmp_path, sysfs, run_module):
-    usb_device(sysfs, '1-3', '0a5c', '2764')
+    sysfs.usb_device('1-3', '0a5c', '2764')
     rpiboot = fake_rpiboot(tmp_path, 'echo "Failed to open the requested device" >&2; exit 2\n')
     rc, result = run_module(usbboot, {'sysfs_root': str(sysfs), 'rpiboot_path': rpiboot})
     assert rc == 1 and result['msg'] == 'rpiboot failed (rc=2): Failed to open the requested device'
 
 
 def test_no_disk_appears(tmp_path, sysfs, run_module):
-    usb_device(sysfs, '1-3', '0a5c', '2764')
+    sysfs.usb_device('1-3', '0a5c', '2764')
     rpiboot = fake_rpiboot(tmp_path, 'exit 0\n')
     rc, result = run_module(usbboot, {'sysfs_root': str(sysfs), 'rpiboot_path': rpiboot, 'timeout': 1})
     assert rc == 1
@@ -139,7 +107,7 @@ def test_no_disk_appears(tmp_path, sysfs, run_module):
 
 def test_two_disks_need_serial(tmp_path, sysfs, run_module):
     for port, serial, name in (('1-3', 'aa', 'sdb'), ('1-4', 'bb', 'sdc')):
-        usb_disk(sysfs, usb_device(sysfs, port, '0a5c', '0001', serial=serial), name, 100)
+        sysfs.usb_disk(sysfs.usb_device(port, '0a5c', '0001', serial=serial), name, 100)
     rc, result = run_module(usbboot, {'sysfs_root': str(sysfs)})
     assert rc == 1
     assert result['msg'] == '2 USB disks match 0a5c:* (sdb serial aa, sdc serial bb): give serial to pick one, or attach one module at a time'
