@@ -12,12 +12,9 @@
 # Prints one table; exits non-zero if a run fails or the re-run changes anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. tests/lib/env.sh
-[ "$(id -u)" = 0 ] || { echo "bootstrap_bench: must run as root (tests/lab)"; exit 1; }
-export PATH=$TP_VENV_219/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$TP_COLLECTIONS ANSIBLE_NOCOLOR=1
-export ANSIBLE_FORKS=10 ANSIBLE_PIPELINING=1
+. tests/lib/cluster-env.sh
 SIZES=${1:-1 3 6}
-INV=$TP_TMP/lab/cluster/board.turingpi.yml
+INV=$TP_CLUSTER_INVENTORY
 LOGS=$TP_TMP/bootstrap-bench
 mkdir -p "$LOGS"
 trap 'tests/lab/lab down >/dev/null 2>&1 || true' EXIT
@@ -33,7 +30,6 @@ timed() {  # log, playbook args... -> seconds on stdout
     end=$(date +%s.%N)
     echo "$end - $start" | bc
 }
-changed() { awk '/^PLAY RECAP/{r=1; next} r && /changed=/{sub(/.*changed=/, ""); s += $1} END{print s + 0}' "$1"; }
 
 declare -A T
 last=
@@ -45,7 +41,7 @@ for n in $SIZES; do
     last=$n
 done
 T[rerun]=$(timed "$LOGS/rerun-$last.log" turingpi.cluster.bootstrap)
-rerun_changed=$(changed "$LOGS/rerun-$last.log")
+rerun_changed=$(tp_recap_changed "$LOGS/rerun-$last.log")
 tests/lab/lab down >/dev/null
 
 echo

@@ -7,18 +7,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${TP_DEMO_VENV:-$root/.tmp/demo-venv}
-python=${PYTHON:-python3}
-
-echo "== fresh virtual environment in $venv"
-rm -rf "$venv"
-"$python" -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check 'ansible-core>=2.17' 2>&1 | grep -v '^WARNING: Location' || true
-
-echo "== build and install turingpi.cluster"
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
-"$venv/bin/ansible-galaxy" collection build "$root" --output-path "$build" >/dev/null
-ANSIBLE_COLLECTIONS_PATH=$venv/collections "$venv/bin/ansible-galaxy" collection install --force "$build"/turingpi-cluster-*.tar.gz -p "$venv/collections" >/dev/null
+. "$root/demo/install.sh"
+tp_demo_install "$venv"
 export ANSIBLE_COLLECTIONS_PATH=$venv/collections ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-1}
 
 rm -f /tmp/turingpi-virtual-board.json

@@ -19,7 +19,6 @@ keep=0
 [ "$(id -u)" = 0 ] || { echo "virtual-turingpi: run as root (network namespaces, systemd-nspawn)"; exit 1; }
 . "$root/tests/lib/env.sh"
 venv=${TP_DEMO_VENV:-$TP_TMP/demo-venv}
-python=${PYTHON:-python3}
 
 pkgs=$(sed 's/#.*//' "$root/tests/packages/lab.txt")
 missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
@@ -30,20 +29,10 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-echo "== fresh virtual environment in $venv"
-rm -rf "$venv"
-"$python" -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check 'ansible-core>=2.17' 2>&1 | grep -v '^WARNING: Location' || true
-
-echo "== build and install turingpi.cluster"
-build=$(mktemp -d)
-cleanup() {
-    rm -rf "$build"
-    if [ "$keep" = 0 ]; then "$root/tests/lab/lab" down >/dev/null 2>&1 || true; fi
-}
+cleanup() { if [ "$keep" = 0 ]; then "$root/tests/lab/lab" down >/dev/null 2>&1 || true; fi; }
 trap cleanup EXIT
-"$venv/bin/ansible-galaxy" collection build "$root" --output-path "$build" >/dev/null
-"$venv/bin/ansible-galaxy" collection install --force "$build"/turingpi-cluster-*.tar.gz -p "$venv/collections" >/dev/null
+. "$root/demo/install.sh"
+tp_demo_install "$venv"
 # The lab and the playbooks use the installed collection, not the working tree.
 export TP_COLLECTIONS=$venv/collections TP_LAB_PYTHON=$venv/bin/python
 export ANSIBLE_COLLECTIONS_PATH=$venv/collections PATH=$venv/bin:$PATH

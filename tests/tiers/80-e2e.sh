@@ -14,13 +14,9 @@
 # it was found.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-. tests/lib/env.sh
-[ "$(id -u)" = 0 ] || { echo "80-e2e: must run as root (network namespaces, nspawn)"; exit 1; }
-export PATH=$TP_VENV_219/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$TP_COLLECTIONS ANSIBLE_NOCOLOR=1
-# Six nodes provisioned in parallel; pipelining is what a user of a cluster sets too.
-export ANSIBLE_FORKS=10 ANSIBLE_PIPELINING=1
+. tests/lib/cluster-env.sh
 LAB=$TP_TMP/lab
-INV=$LAB/cluster/board.turingpi.yml
+INV=$TP_CLUSTER_INVENTORY
 BOARD=$LAB/run/board/board.json
 NODES="2 3 4 5 6 7"
 
@@ -50,7 +46,6 @@ playbook() {  # log name, playbook args...
     echo "    ($((SECONDS - start)) s, log $log)"
     return $rc
 }
-recap_changed() { awk '/^PLAY RECAP/{r=1; next} r && /changed=/{sub(/.*changed=/, ""); s += $1} END{print s + 0}' "$1"; }
 
 tests/lab/lab down >/dev/null 2>&1
 echo "--- the virtual Turing Pi, every node off"
@@ -96,7 +91,7 @@ done
 
 echo "--- bootstrap again: nothing to change"
 if playbook bootstrap-2 turingpi.cluster.bootstrap; then ok "second bootstrap succeeded"; else fail "second bootstrap failed"; fi
-changed=$(recap_changed "$TP_TMP/e2e-bootstrap-2.log")
+changed=$(tp_recap_changed "$TP_TMP/e2e-bootstrap-2.log")
 check "second bootstrap: changed=0 on every host (got $changed)" [ "$changed" = 0 ]
 grep -B3 '^changed:' "$TP_TMP/e2e-bootstrap-2.log" | grep '^TASK' | head -10
 
