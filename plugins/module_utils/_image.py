@@ -510,9 +510,9 @@ def hash_file(path, progress=None, stop=None):
 
 
 class _DigestJob(object):
-    """The SHA-256 of a local src, computed on its own thread while the engine reads and writes
-    (hashlib releases the GIL): the digest costs no time of its own unless hashing is slower
-    than the write."""
+    """The SHA-256 of a local src, computed on its own thread while the engine checks the target
+    (hashlib releases the GIL): the bmap pre-check and the compare of what is already in place
+    overlap with it; the first write waits for it (ImageWriter._check_digest_early)."""
 
     def __init__(self, path):
         self.path = path
@@ -1169,15 +1169,19 @@ class ImageWriter(object):
                              'are rewritten)' % (self.source.src, actual, self.sha256, what, self.dest, self.stats.bytes_written))
 
     def _check_digest_early(self):
-        """Before each write: once the digest is known and wrong, nothing more is written (and
-        nothing at all when it is known before the first write)."""
+        """Before each write of a local src with a digest to check: the first write waits for the
+        hashing thread, so a wrong digest fails the run with nothing written. Everything before
+        the first write (the bmap pre-check, the compare of chunks already in place) overlaps
+        with the hashing, so a re-write of an unchanged image, which writes nothing, never waits
+        here. Once checked, nothing more to do."""
         job = self._digest
-        if job is not None and self.sha256 is not None and not self._digest_checked and job.done.is_set():
-            actual = job.result()
-            self._digest_checked = True
-            if actual is not None and actual != self.sha256:
-                self.stats.sha256 = actual
-                raise self._digest_error(actual)
+        if job is None or self.sha256 is None or self._digest_checked:
+            return
+        actual = job.result()  # raises SourceError (nothing written) if src cannot be read
+        self._digest_checked = True
+        if actual != self.sha256:
+            self.stats.sha256 = actual
+            raise self._digest_error(actual)
 
     def _finish_digest(self):
         """After the last write (and its fsync) and before the read-back: the digest must match."""
@@ -1220,10 +1224,11 @@ class ImageWriter(object):
             stats.bytes_unmapped = self.bmap.image_size - self.bmap.mapped_bytes
         total = self.bmap.mapped_bytes if self.bmap is not None else stats.image_size
 
-        # A local src is hashed on its own thread while the target is checked and written; a
-        # wrong digest fails the run before the read-back, and before the next write as soon as
-        # it is known (before the first write, if it is known by then). A URL is hashed as it
-        # streams.
+        # A local src is hashed on its own thread while the target is checked (the bmap pre-check,
+        # the compare of what is already in place); the first write waits for the digest, so a
+        # wrong one fails the run with nothing written (a re-write of an unchanged image writes
+        # nothing and never waits for it there). A URL is hashed as it streams and checked at
+        # the end (download first: the flash role does).
         self._digest = self._start_digest()
         try:
             return self._run(started, is_block, regions, total)
@@ -1275,6 +1280,7 @@ class ImageWriter(object):
                 if self.sha256 is not None and stats.sha256 != self.sha256:
                     raise self._digest_error(stats.sha256)
             if self._extend_to and not self.check_mode and os.fstat(fd).st_size < self._extend_to:
+                self._check_digest_early()  # extending the file is a write too
                 os.ftruncate(fd, self._extend_to)
                 stats.writes += 1
             synced = fd is not None and not self.check_mode and stats.bytes_written

@@ -48,16 +48,19 @@ options:
       - The image. A local path on the host that runs the module, or an C(http://), C(https://),
         C(ftp://) or C(file://) URL that is streamed.
       - The digest of a local file is computed on a thread of its own while the target is
-        compared and written (one pass over the file, not a pass before the write), and checked
-        before the read-back. If it does not match, the module fails; when the mismatch is known
-        before the first write (a re-write, or a small image) nothing is written, otherwise the
-        message says how many bytes were written and that the target is inconsistent and must be
-        written again with the right image (which then rewrites only the blocks that differ).
+        checked (the bmap pre-check and the compare of what the target already holds run
+        alongside it). The first write waits for the digest; if it does not match, the module
+        fails with nothing written and the target left as it was. A re-write of an unchanged
+        image writes nothing and never waits for it before a write; a blank module waits for the
+        hash before its first write.
       - A local file whose digest matched once is remembered (extended attribute
         C(user.turingpi.sha256) with its size, mtime and inode) and not hashed again, so
-        flashing the next module costs no hashing.
-      - A URL is checked while it streams, with the same failure as above. Download first (the
-        C(turingpi.cluster.flash) role downloads with the digest checked) to avoid that.
+        flashing the next module costs no hashing and no wait.
+      - A URL is checked while it streams, so a mismatch is known only at the end of the
+        download; the module fails, and the message says how many bytes were written and that
+        the target is inconsistent and must be written again with the right image (which then
+        rewrites only the blocks that differ). Download first (the C(turingpi.cluster.flash)
+        role downloads with the digest checked) to avoid that.
     type: str
     required: true
   dest:

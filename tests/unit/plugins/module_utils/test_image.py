@@ -17,6 +17,7 @@ import lzma
 import os
 import shutil
 import threading
+import time
 
 import pytest
 
@@ -234,67 +235,100 @@ def test_bad_digest_known_before_the_first_write_changes_nothing(tmp_path, monke
     assert image.verified_digest(src) is None
 
 
-def test_bad_digest_found_after_writing_says_dest_is_inconsistent(tmp_path, monkeypatch):
-    """The digest is computed alongside the write: when it is only known after the last write,
-    the run fails before the fsync and the read-back and says what dest now holds."""
+def test_bad_digest_known_only_when_waited_for_still_writes_nothing(tmp_path, monkeypatch):
+    """The slowest possible hash (it starts only when waited for): the first write waits for it,
+    so a bad digest fails the run with the target untouched; the right digest then writes it."""
     monkeypatch.setattr(image, '_DigestJob', DigestLast)
     data = make_image()
     src = write_image(tmp_path, data)
     dest = tmp_path / 'dest'
     dest.write_bytes(bytes(len(data)))
-    nonzero = sum(1 for i in range(0, len(data), BS) if data[i:i + BS].strip(b'\0')) * BS
     with pytest.raises(image.ChecksumError) as exc:
         run(src, str(dest), '0' * 64)
     assert str(exc.value) == ('sha256 of %s is %s, expected %s: the image is corrupt, incomplete or not the one you meant; '
-                              'dest %s was written from it (%d bytes) and is now inconsistent: do not boot it; run again '
-                              'with the right image (only the blocks that differ are rewritten)'
-                              % (src, sha(data), '0' * 64, dest, nonzero))
-    assert dest.read_bytes() == data       # what was written is the (bad) image
+                              'nothing was written' % (src, sha(data), '0' * 64))
+    assert dest.read_bytes() == bytes(len(data))
     assert image.verified_digest(src) is None
-    # the right digest: nothing left to write, and the digest is remembered
+    # the right digest: written, verified, and the digest is remembered (where xattrs work)
     again = run(src, str(dest), sha(data))
-    assert (again.bytes_written, again.writes) == (0, 0)
+    assert again.bytes_written > 0 and again.sha256 == sha(data)
+    assert dest.read_bytes() == data
 
 
-def test_bad_digest_known_half_way_stops_writing(tmp_path, monkeypatch):
-    """The digest becomes known after the second write: no third write, and the message counts
-    the two."""
-    monkeypatch.setattr(image, '_DigestJob', DigestLast)
+def test_first_write_waits_for_the_digest(tmp_path, monkeypatch):
+    """A hash slower than the compare: no byte is written before the digest is known, and the
+    chunks already in place are compared while it runs (that overlap is the gain)."""
+    events = []
+
+    class DigestSlow(image._DigestJob):
+        def _run(self):
+            time.sleep(0.3)
+            events.append('hashed')
+            super(DigestSlow, self)._run()
+    monkeypatch.setattr(image, '_DigestJob', DigestSlow)
     data = random_image(8)
     src = write_image(tmp_path, data)
     dest = tmp_path / 'dest'
-    dest.write_bytes(bytes(len(data)))
+    dest.write_bytes(data[:4 * CHUNK] + bytes(4 * CHUNK))   # the first half is in place
     real_pwrite = image.ImageWriter._pwrite
-    calls = []
 
     def pwrite(self, fd, piece, offset):
+        events.append(('write', offset, self._digest.done.is_set(), self.stats.bytes_compared))
         real_pwrite(self, fd, piece, offset)
-        calls.append((offset, len(piece)))
-        if len(calls) == 2:
-            self._digest.result()    # the hash finishes now
     monkeypatch.setattr(image.ImageWriter, '_pwrite', pwrite)
+    stats = run(src, str(dest), sha(data))
+    assert dest.read_bytes() == data and stats.bytes_written == 4 * CHUNK
+    writes = [e for e in events if e != 'hashed']
+    assert events[0] == 'hashed' and all(done for dummy, dummy2, done, dummy3 in writes)
+    assert writes[0] == ('write', 4 * CHUNK, True, 5 * CHUNK)   # the half in place compared first
+    # the same with a bad digest: the target is left as it was
+    dest.write_bytes(data[:4 * CHUNK] + bytes(4 * CHUNK))
+    del events[:]
     with pytest.raises(image.ChecksumError) as exc:
         run(src, str(dest), '0' * 64)
-    assert calls == [(0, CHUNK), (CHUNK, CHUNK)]
-    assert str(exc.value).endswith('dest %s was written from it (%d bytes) and is now inconsistent: do not boot it; '
-                                   'run again with the right image (only the blocks that differ are rewritten)'
-                                   % (dest, 2 * CHUNK))
-    assert dest.read_bytes() == data[:2 * CHUNK] + bytes(6 * CHUNK)
+    assert str(exc.value).endswith('; nothing was written')
+    assert events == ['hashed']
+    assert dest.read_bytes() == data[:4 * CHUNK] + bytes(4 * CHUNK)
 
 
-def test_bad_digest_either_writes_nothing_or_says_so(tmp_path):
-    """Without pinning the timing: the run fails, and "nothing was written" is true when said."""
-    data = make_image()
+@pytest.mark.parametrize('use_bmap', [False, True])
+@pytest.mark.parametrize('size', [CHUNK, 64 * CHUNK])
+def test_bad_digest_of_a_local_file_always_writes_nothing(tmp_path, monkeypatch, use_bmap, size):
+    """The real hashing thread, on a file system a little slow to read: a bad digest for a local
+    file always fails with "nothing was written" and leaves every byte of the target as it was."""
+    real = image.hash_file
+
+    def slow(path, progress=None, stop=None):
+        time.sleep(0.05)
+        return real(path, progress, stop)
+    monkeypatch.setattr(image, 'hash_file', slow)
+    data = random_image(size // CHUNK)
+    src = write_image(tmp_path, data)
+    bm = image.parse_bmap(bmap_for(data)[0]) if use_bmap else None
+    for before in (b'', b'old', bytes(len(data)), data[:len(data) // 2]):
+        dest = tmp_path / 'dest'
+        dest.write_bytes(before)
+        with pytest.raises(image.ChecksumError) as exc:
+            run(src, str(dest), '0' * 64, bmap=bm)
+        assert str(exc.value).endswith('; nothing was written')
+        assert 'inconsistent' not in str(exc.value)
+        assert dest.read_bytes() == before
+
+
+def test_bad_digest_of_an_image_that_only_extends_the_file_writes_nothing(tmp_path, monkeypatch):
+    """An all-zero image longer than an empty target file needs no block written, only the file
+    extended: that too waits for the digest."""
+    monkeypatch.setattr(image, '_DigestJob', DigestLast)
+    data = bytes(4 * CHUNK)
     src = write_image(tmp_path, data)
     dest = tmp_path / 'dest'
-    dest.write_bytes(b'old')
+    dest.write_bytes(b'')
     with pytest.raises(image.ChecksumError) as exc:
         run(src, str(dest), '0' * 64)
-    if str(exc.value).endswith('nothing was written'):
-        assert dest.read_bytes() == b'old'
-    else:
-        assert 'is now inconsistent: do not boot it' in str(exc.value)
-        assert dest.read_bytes() != b'old'
+    assert str(exc.value).endswith('; nothing was written')
+    assert dest.read_bytes() == b''
+    stats = run(src, str(dest), sha(data))
+    assert dest.read_bytes() == data and stats.bytes_written == 0
 
 
 def test_digest_is_hashed_alongside_not_before(tmp_path, monkeypatch):

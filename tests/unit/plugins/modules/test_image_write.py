@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import gzip
 import hashlib
-import os
+import threading
 
 from ansible_collections.turingpi.cluster.plugins.modules import image_write
 
@@ -74,17 +74,27 @@ def test_gzip_source(tmp_path, run_module):
 
 
 def test_bad_digest_message(tmp_path, run_module, monkeypatch):
-    class DigestFirst(image_write.image._DigestJob):
+    class DigestLate(image_write.image._DigestJob):
+        """Hashes only when the digest is waited for: the slowest possible hash."""
         def __init__(self, path):
-            super(DigestFirst, self).__init__(path)
-            self.thread.join()
-    monkeypatch.setattr(image_write.image, '_DigestJob', DigestFirst)
+            self.path, self.digest, self.error = path, None, None
+            self.stop, self.done = threading.Event(), threading.Event()
+            self.thread = threading.Thread(target=self._run)
+
+        def result(self):
+            if not self.thread.is_alive() and not self.done.is_set():
+                self.thread.start()
+            return super(DigestLate, self).result()
+    monkeypatch.setattr(image_write.image, '_DigestJob', DigestLate)
     data, src, dest, digest = setup(tmp_path)
+    with open(dest, 'wb') as f:
+        f.write(b'old')
     rc, result = run_module(image_write, args(src, dest, 'f' * 64))
     assert rc == 1 and result['failed']
     assert result['msg'] == ('sha256 of %s is %s, expected %s: the image is corrupt, incomplete or not the one you meant; '
                              'nothing was written' % (src, digest, 'f' * 64))
-    assert not os.path.exists(dest) or os.path.getsize(dest) == 0   # opened, never written
+    with open(dest, 'rb') as f:
+        assert f.read() == b'old'   # the first write waited for the digest: nothing written
 
 
 def test_malformed_digest_message(tmp_path, run_module):
