@@ -9,12 +9,14 @@ __metaclass__ = type
 
 import json
 import os
+import threading
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.turingpi.cluster.plugins.module_utils import _cmb_module
+from ansible_collections.turingpi.cluster.plugins.module_utils import _image
 from ansible_collections.turingpi.cluster.plugins.module_utils._virtual_board import VirtualBus
 
 
@@ -106,3 +108,24 @@ class FakeSysfs(object):
 def sysfs(tmp_path):
     """An empty fake sysfs tree (see FakeSysfs) under tmp_path/sys."""
     return FakeSysfs(tmp_path / 'sys')
+
+
+class DigestWhenWaited(_image._DigestJob):
+    """The image's SHA-256, computed only when the engine waits for it: the slowest possible hash
+    (a large image on a fast target)."""
+
+    def __init__(self, path):  # pylint: disable=super-init-not-called
+        self.path, self.digest, self.error = path, None, None
+        self.stop, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def result(self):
+        if not self.thread.is_alive() and not self.done.is_set():
+            self.thread.start()
+        return super(DigestWhenWaited, self).result()
+
+
+@pytest.fixture
+def digest_when_waited(monkeypatch):
+    """image_write's digest thread replaced by one that hashes only when waited for."""
+    monkeypatch.setattr(_image, '_DigestJob', DigestWhenWaited)

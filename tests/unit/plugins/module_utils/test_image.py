@@ -16,7 +16,6 @@ import json
 import lzma
 import os
 import shutil
-import threading
 import time
 
 import pytest
@@ -58,20 +57,6 @@ class DigestFirst(image._DigestJob):
     def __init__(self, path):
         super(DigestFirst, self).__init__(path)
         self.thread.join()
-
-
-class DigestLast(image._DigestJob):
-    """The digest of src is known only after the last write (a large image on a fast target)."""
-
-    def __init__(self, path):
-        self.path, self.digest, self.error = path, None, None
-        self.stop, self.done = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def result(self):
-        if not self.thread.is_alive() and not self.done.is_set():
-            self.thread.start()
-        return super(DigestLast, self).result()
 
 
 def write_image(tmp_path, data, name='img.raw'):
@@ -235,10 +220,9 @@ def test_bad_digest_known_before_the_first_write_changes_nothing(tmp_path, monke
     assert image.verified_digest(src) is None
 
 
-def test_bad_digest_known_only_when_waited_for_still_writes_nothing(tmp_path, monkeypatch):
+def test_bad_digest_known_only_when_waited_for_still_writes_nothing(tmp_path, digest_when_waited):
     """The slowest possible hash (it starts only when waited for): the first write waits for it,
     so a bad digest fails the run with the target untouched; the right digest then writes it."""
-    monkeypatch.setattr(image, '_DigestJob', DigestLast)
     data = make_image()
     src = write_image(tmp_path, data)
     dest = tmp_path / 'dest'
@@ -315,10 +299,9 @@ def test_bad_digest_of_a_local_file_always_writes_nothing(tmp_path, monkeypatch,
         assert dest.read_bytes() == before
 
 
-def test_bad_digest_of_an_image_that_only_extends_the_file_writes_nothing(tmp_path, monkeypatch):
+def test_bad_digest_of_an_image_that_only_extends_the_file_writes_nothing(tmp_path, digest_when_waited):
     """An all-zero image longer than an empty target file needs no block written, only the file
     extended: that too waits for the digest."""
-    monkeypatch.setattr(image, '_DigestJob', DigestLast)
     data = bytes(4 * CHUNK)
     src = write_image(tmp_path, data)
     dest = tmp_path / 'dest'

@@ -8,7 +8,6 @@ __metaclass__ = type
 
 import gzip
 import hashlib
-import threading
 
 from ansible_collections.turingpi.cluster.plugins.modules import image_write
 
@@ -73,19 +72,7 @@ def test_gzip_source(tmp_path, run_module):
     assert open(dest, 'rb').read() == data
 
 
-def test_bad_digest_message(tmp_path, run_module, monkeypatch):
-    class DigestLate(image_write.image._DigestJob):
-        """Hashes only when the digest is waited for: the slowest possible hash."""
-        def __init__(self, path):
-            self.path, self.digest, self.error = path, None, None
-            self.stop, self.done = threading.Event(), threading.Event()
-            self.thread = threading.Thread(target=self._run)
-
-        def result(self):
-            if not self.thread.is_alive() and not self.done.is_set():
-                self.thread.start()
-            return super(DigestLate, self).result()
-    monkeypatch.setattr(image_write.image, '_DigestJob', DigestLate)
+def test_bad_digest_message(tmp_path, run_module, digest_when_waited):
     data, src, dest, digest = setup(tmp_path)
     with open(dest, 'wb') as f:
         f.write(b'old')
