@@ -398,12 +398,18 @@ def test_compressed_sources(tmp_path, name, pack):
     assert run(src, str(dest), sha(packed)).bytes_written == 0
 
 
-@pytest.mark.skipif(not shutil.which('zstd'), reason='needs the zstd program')
-def test_zstd_through_the_program(tmp_path):
+def zstd_image(tmp_path):
+    """An image, its raw file and its bytes compressed by the zstd program (raw + '.zst')."""
     data = make_image()
     raw = write_image(tmp_path, data)
     os.system('zstd -q -f %s -o %s' % (raw, raw + '.zst'))
-    packed = open(raw + '.zst', 'rb').read()
+    with open(raw + '.zst', 'rb') as f:
+        return data, raw, f.read()
+
+
+@pytest.mark.skipif(not shutil.which('zstd'), reason='needs the zstd program')
+def test_zstd_through_the_program(tmp_path):
+    data, raw, packed = zstd_image(tmp_path)
     dest = tmp_path / 'dest'
     stream_src = image.Source(raw + '.zst')
     stream_src.use_zstandard = False
@@ -414,10 +420,7 @@ def test_zstd_through_the_program(tmp_path):
 
 @pytest.mark.skipif(not shutil.which('zstd'), reason='needs the zstd program')
 def test_truncated_zstd_fails(tmp_path):
-    data = make_image()
-    raw = write_image(tmp_path, data)
-    os.system('zstd -q -f %s -o %s' % (raw, raw + '.zst'))
-    packed = open(raw + '.zst', 'rb').read()
+    packed = zstd_image(tmp_path)[2]
     (tmp_path / 'cut.zst').write_bytes(packed[:len(packed) // 2])
     src = image.Source(str(tmp_path / 'cut.zst'))
     src.use_zstandard = False
