@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# Tier 60: the Molecule scenarios of the master's roles (extensions/molecule/{cmb,router,router_shared,netboot})
+# Tier 60: the Molecule scenarios of the master's roles (extensions/molecule/{cmb,router,router_shared,netboot,node})
 # on the lab of systemd-nspawn machines (tests/lab/lab). Each scenario runs create, (prepare),
 # check, converge, idempotence, verify and destroy.
 #
@@ -25,7 +25,7 @@ trap 'exit 130' INT TERM
 tests/lab/build-root.sh >/dev/null || { echo "60-molecule: could not build the lab root"; exit 1; }
 
 rc=0
-for scenario in ${TP_MOLECULE_SCENARIOS:-cmb router router_shared netboot}; do
+for scenario in ${TP_MOLECULE_SCENARIOS:-cmb router router_shared netboot node}; do
     log=$TP_TMP/molecule-$scenario.log
     start=$SECONDS
     if molecule test -s "$scenario" >"$log" 2>&1; then
