@@ -354,18 +354,39 @@ def test_missing_image_fails_and_creates_nothing(lab, run_module, missing):
     assert not (lab.tmp / 'nfs').exists() and not (lab.tmp / 'tftp').exists()
 
 
-def test_a_failed_copy_is_done_again(lab, run_module, monkeypatch, tmp_path):
+def failing(tmp_path, monkeypatch, name, script):
+    """A command of that name, first in PATH, that fails."""
     bin_dir = tmp_path / 'bin'
-    bin_dir.mkdir()
-    fake = bin_dir / 'rsync'
-    fake.write_text('#!/bin/sh\necho "rsync: connection unexpectedly closed" >&2\nexit 23\n')
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / name
+    fake.write_text('#!/bin/sh\n' + script)
     fake.chmod(0o755)
     monkeypatch.setenv('PATH', '%s:%s' % (bin_dir, os.environ['PATH']))
+
+
+def test_a_failed_first_copy_is_done_again(lab, run_module, monkeypatch, tmp_path):
+    # A node with an empty root is copied with cp -a.
+    failing(tmp_path, monkeypatch, 'cp', 'echo "cp: error writing: No space left on device" >&2\nexit 1\n')
+    rc, result = run_module(netboot_root, lab.args())
+    assert rc == 1 and result['failed']
+    assert 'cp from %s to %s failed (rc=1): cp: error writing' % (lab.image / 'root', lab.root) in result['msg']
+    # No digest file: the next run copies again.
+    assert not (lab.root / '.turingpi-netboot-image').exists()
+    monkeypatch.undo()
+    rc, result = run_module(netboot_root, lab.args())
+    assert rc == 0 and result['copied'], result
+    assert (lab.root / '.turingpi-netboot-image').read_text() == DIGEST + '\n'
+
+
+def test_a_failed_update_is_done_again(lab, run_module, monkeypatch, tmp_path):
+    # A node that holds an older image is brought up to date with rsync.
+    assert run_module(netboot_root, lab.args(image_digest=digest_of('image zero')))[0] == 0
+    failing(tmp_path, monkeypatch, 'rsync', 'echo "rsync: connection unexpectedly closed" >&2\nexit 23\n')
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 1 and result['failed']
     assert 'rsync from %s to %s failed (rc=23): rsync: connection unexpectedly closed' % (lab.image / 'root', lab.root) in result['msg']
-    # No digest file: the next run copies again.
-    assert not (lab.root / '.turingpi-netboot-image').exists()
+    # The digest file does not name the new image: the next run copies again.
+    assert (lab.root / '.turingpi-netboot-image').read_text() != DIGEST + '\n'
     monkeypatch.undo()
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 0 and result['copied'], result
