@@ -37,8 +37,16 @@ check() {  # description command...
 power_reg() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ds4520"]["shadow"]["242"])' "$BOARD"; }
 running() { tests/lab/lab status | awk '/^node[0-9] running/{print $1}' | tr '\n' ' '; }
 machine_pid() { cat "$LAB/run/node$1.pid" 2>/dev/null; }
-# A command on every node, through the master (the inventory plugin's jump), one line per host.
-on_nodes() { ansible -i "$INV" "$1" -o -m ansible.builtin.command -a "$2" 2>&1; }
+# A command on some nodes, through the master (the inventory plugin's jump): prints {host: stdout}
+# as JSON (tests/lib/on-nodes.yml). out_of JSON HOST prints one host's output.
+on_nodes() {
+    local json=$TP_TMP/e2e-on-nodes.json
+    rm -f "$json"
+    ansible-playbook -i "$INV" tests/lib/on-nodes.yml -e "$(python3 -c 'import json, sys; print(json.dumps(
+        {"on_nodes_hosts": sys.argv[1], "on_nodes_cmd": sys.argv[2], "on_nodes_out": sys.argv[3]}))' "$1" "$2" "$json")" \
+        >"$TP_TMP/e2e-on-nodes.log" 2>&1 && cat "$json"
+}
+out_of() { python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get(sys.argv[2], "(no output)"))' "$1" "$2"; }
 playbook() {  # log name, playbook args...
     local log=$TP_TMP/e2e-$1.log start=$SECONDS; shift
     ansible-playbook -i "$INV" "$@" >"$log" 2>&1
@@ -64,7 +72,7 @@ check "all seven machines run" [ "$(running)" = "node1 node2 node3 node4 node5 n
 out=$(on_nodes turingpi_nodes 'sh -c "echo $(hostname) $(ip -4 -o addr show eth0 | grep -o 10.77.0.1[0-9]) $(cat /etc/tp-image-version) $(systemctl is-system-running)"')
 for s in $NODES; do
     check "node$s answers through the master as node$s at 10.77.0.1$s from the image, systemd running" \
-        grep -q "^node$s | CHANGED | rc=0 | (stdout) node$s 10.77.0.1$s lab-os running$" <<<"$out"
+        [ "$(out_of "$out" "node$s")" = "node$s 10.77.0.1$s lab-os running" ]
 done
 # The root each node runs from is the one the master serves: a file written on the node shows up
 # in the master's NFS root directory for it.
@@ -77,8 +85,7 @@ done
 provisioned='
 import json, re, sys
 slot = sys.argv[1]
-line = next(l for l in sys.stdin if l.startswith("node%s |" % slot))
-text = line.split("(stdout) ", 1)[1].encode().decode("unicode_escape")
+text = json.load(sys.stdin)["node" + slot]
 facts = json.loads(text[:text.rindex("}") + 1])
 assert str(facts["slot"]) == slot and facts["board"] == "lab", facts
 assert re.search(r"\n\d+\npasswordauthentication no", text), text
@@ -119,12 +126,12 @@ for s in 2 4 6 7; do
     check "node$s kept running (same machine)" [ "$(machine_pid "$s")" = "${pid_before[$s]}" ]
 done
 out=$(on_nodes turingpi_nodes 'sh -c "cat /var/tmp/e2e-marker 2>/dev/null || echo fresh"')
-for s in 2 4 6 7; do check "node$s kept its root" grep -q "^node$s | CHANGED | rc=0 | (stdout) node$s$" <<<"$out"; done
-for s in 3 5; do check "node$s has a fresh root" grep -q "^node$s | CHANGED | rc=0 | (stdout) fresh$" <<<"$out"; done
+for s in 2 4 6 7; do check "node$s kept its root" [ "$(out_of "$out" "node$s")" = "node$s" ]; done
+for s in 3 5; do check "node$s has a fresh root" [ "$(out_of "$out" "node$s")" = fresh ]; done
 keys_after=$(on_nodes node3,node5 'cat /etc/ssh/ssh_host_ed25519_key.pub')
 for s in 3 5; do
     check "node$s has new SSH host keys" \
-        [ "$(grep "^node$s " <<<"$keys_before")" != "$(grep "^node$s " <<<"$keys_after")" ]
+        [ "$(out_of "$keys_before" "node$s")" != "$(out_of "$keys_after" "node$s")" ]
 done
 
 echo "--- reprovision refuses an unknown node and touches nothing"
