@@ -17,7 +17,7 @@ description:
     directory, and gives the node its identity, in one module run. The C(turingpi.cluster.netboot)
     role calls it once per node.
   - Copy. When O(fresh=true), or when the digest file in the node's root (O(digest_file)) does not
-    hold O(image_digest), the image's C(root/) is copied to O(path): into an empty or missing O(path)
+    hold O(image_digest), the image's C(root/) is copied to O(path), into an empty or missing O(path)
     with C(cp -a) (owners, modes, setuid bits, hard links, ACLs and attributes kept; a whole tree
     takes a third of rsync's time), otherwise with C(rsync -aHAX --checksum --numeric-ids --delete);
     and its C(boot/) to O(boot_path) with
