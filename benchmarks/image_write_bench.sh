@@ -194,7 +194,7 @@ except OSError:
     # (every 5 MiB starts with 2 MiB of data).
     touch_target() {
         local off
-        for off in 1 $((mib / 15 * 5)) $((mib * 2 / 15 * 5)); do
+        for off in 1 $((mib * 5 / 15)) $((mib * 2 * 5 / 15)); do
             dd if=/dev/urandom of="$loop" bs=4096 seek=$(( off * 256 + 7 )) count=1 conv=notrunc,fsync status=none
         done
         drop

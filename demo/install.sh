@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck shell=bash
 # Sourced by the demo scripts: a fresh virtual environment with ansible-core and the collection
 # built from this tree and installed into it, as a user would install it.
 #   tp_demo_install VENV        # then VENV/bin/ansible-playbook, collections in VENV/collections

@@ -23,7 +23,7 @@ venv=${TP_DEMO_VENV:-$TP_TMP/demo-venv}
 pkgs=$(sed 's/#.*//' "$root/tests/packages/lab.txt")
 missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
-    echo "== Debian packages for the lab:" $missing
+    echo "== Debian packages for the lab:" "$missing"
     apt-get update -qq
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -107,6 +107,7 @@ lab_unit tplab-proc-sys-net "writable /proc/sys/net inside the machine's network
     'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
 # Loop devices for roles that mount images (netboot): nspawn's /dev has none. The nodes are
 # the host's (major 7), allocated by the host kernel through loop-control.
+# shellcheck disable=SC2016  # the command runs in the machine's shell, not this one
 lab_unit tplab-loop-devices "loop device nodes" \
     '[ -e /dev/loop-control ] || mknod -m 660 /dev/loop-control c 10 237; for i in $(seq 0 63); do [ -e /dev/loop$i ] || mknod -m 660 /dev/loop$i b 7 $i; done'
 # No kernel NFS here: the rpc_pipefs mount can only fail.
@@ -115,6 +116,6 @@ touch "$r/.complete"
 mv "$r" "$dest"
 # Older roots of this lab are stale: remove those no machine is using.
 for old in "$TP_TMP"/lab/root-*; do
-    [ "$old" = "$dest" ] || grep -qE "[ ,]lowerdir=$old[,: ]" /proc/mounts || rm -rf "$old"
+    [ "$old" = "$dest" ] || grep -qE "[ ,]lowerdir=${old}[,: ]" /proc/mounts || rm -rf "$old"
 done
 echo "$dest"

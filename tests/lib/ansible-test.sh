@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck shell=bash
 # Sourced by tiers that run ansible-test: it needs the collection laid out as
 # ansible_collections/turingpi/cluster and refuses a symlink, so copy the tree there.
 # Usage: tp_ansible_test_tree NAME  -> prints the directory to cd into.

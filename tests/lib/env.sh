@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck shell=bash
 # Sourced by tests/run, tests/setup and every tier: where things live.
 TP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TP_TMP=${TP_TMP:-$TP_ROOT/.tmp}

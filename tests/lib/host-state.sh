@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+# shellcheck shell=bash
 # Sourced by the lab tiers: what the lab may change on the host, printed so that a tier can
 # compare it before and after (IP forwarding, the nftables ruleset, tplab-* namespaces,
 # mounts under the lab's run directory, the machines' cgroups).

@@ -9,7 +9,7 @@ for f in "$TP_ROOT"/tests/sanity/ignore-*.txt; do
 done
 for pair in $TP_CONTROLLERS; do
     core=${pair%%:*} py=${pair##*:}
-    tree=$(tp_ansible_test_tree sanity-$core)
+    tree=$(tp_ansible_test_tree "sanity-$core")
     echo "--- ansible-test sanity, ansible-core $core, Python $py"
     (cd "$tree" && PATH=$TP_TMP/venv-$core/bin:$PATH ansible-test sanity --python "$py" --color no)
 done

@@ -6,7 +6,7 @@ set -euo pipefail
 . "$TP_ROOT/tests/lib/ansible-test.sh"
 for pair in $TP_CONTROLLERS; do
     core=${pair%%:*} py=${pair##*:}
-    tree=$(tp_ansible_test_tree units-$core)
+    tree=$(tp_ansible_test_tree "units-$core")
     echo "--- ansible-test units, ansible-core $core, Python $py"
     rc=0
     (cd "$tree" && PATH=$TP_TMP/venv-$core/bin:$PATH ansible-test units --python "$py" --color no --requirements) || rc=$?

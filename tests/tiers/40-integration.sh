@@ -8,7 +8,8 @@ set -euo pipefail
 targets="power cmb_info rtc user_memory virtual_board"
 for pair in $TP_CONTROLLERS; do
     core=${pair%%:*} py=${pair##*:}
-    tree=$(tp_ansible_test_tree integration-$core)
+    tree=$(tp_ansible_test_tree "integration-$core")
     echo "--- ansible-core $core, Python $py: $targets"
+    # shellcheck disable=SC2086  # $targets: one word per target
     (cd "$tree" && PATH=$TP_TMP/venv-$core/bin:$PATH ansible-test integration --local --python "$py" $targets)
 done

@@ -10,7 +10,7 @@
 # Logs: $TP_TMP/molecule-<scenario>.log. The lab is always torn down, and the tier fails if the
 # host is not left as it was found (ip_forward, nftables ruleset, namespaces, mounts).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/lib/env.sh
 export PATH=$TP_VENV_219/bin:$PATH
 [ "$(id -u)" = 0 ] || { echo "60-molecule: must run as root (network namespaces, nspawn)"; exit 1; }

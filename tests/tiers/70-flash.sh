@@ -30,8 +30,9 @@ targets="image_write flash_identity"
 # minutes, so they run on the first supported controller only.
 for pair in ${TP_CONTROLLERS%% *}; do
     core=${pair%%:*} py=${pair##*:}
-    tree=$(tp_ansible_test_tree flash-$core)
+    tree=$(tp_ansible_test_tree "flash-$core")
     echo "--- ansible-core $core, Python $py: $targets"
+    # shellcheck disable=SC2086  # $targets: one word per target
     (cd "$tree" && PATH=$TP_TMP/venv-$core/bin:$PATH \
         ansible-test integration --local --python "$py" --allow-destructive --color no $targets)
 done

@@ -13,7 +13,7 @@
 # Logs: $TP_TMP/e2e-*.log. The lab is always torn down; the tier fails if the host is not left as
 # it was found.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/lib/cluster-env.sh
 LAB=$TP_TMP/lab
 INV=$TP_CLUSTER_INVENTORY
@@ -69,6 +69,7 @@ if playbook bootstrap-1 turingpi.cluster.bootstrap; then ok "bootstrap succeeded
 fi
 check "the power register has every slot on (0xFE)" [ "$(( $(power_reg) & 0xFE ))" = 254 ]
 check "all seven machines run" [ "$(running)" = "node1 node2 node3 node4 node5 node6 node7 " ]
+# shellcheck disable=SC2016  # expanded by the node's shell
 out=$(on_nodes turingpi_nodes 'sh -c "echo $(hostname) $(ip -4 -o addr show eth0 | grep -o 10.77.0.1[0-9]) $(cat /etc/tp-image-version) $(systemctl is-system-running)"')
 for s in $NODES; do
     check "node$s answers through the master as node$s at 10.77.0.1$s from the image, systemd running" \
