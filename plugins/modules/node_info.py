@@ -51,6 +51,11 @@ options:
     type: list
     elements: str
     default: []
+  directories:
+    description: Directories whose owner and mode to report (symbolic links followed), as RV(directories).
+    type: list
+    elements: path
+    default: []
   fs_root:
     description:
       - Where the node's file system is mounted. Tests point it at a fake tree; the commands
@@ -176,6 +181,13 @@ local_facts:
   description: The JSON in O(facts_file), or null when it is missing or not JSON.
   returned: success
   type: dict
+directories:
+  description:
+    - For each of O(directories), C(exists) (a directory is there), C(mode) (octal string), C(uid) and C(gid);
+      the last three are null when it does not exist.
+  returned: success
+  type: dict
+  sample: {/etc/ssh/sshd_config.d: {exists: true, mode: "0755", uid: 0, gid: 0}}
 resolved:
   description: For each of O(resolve), its addresses (an empty list when it does not resolve).
   returned: success
@@ -187,6 +199,7 @@ import json
 import os
 import re
 import socket
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -348,6 +361,20 @@ def local_facts(module, node, path):
     return facts if isinstance(facts, dict) else None
 
 
+def directories(node, paths):
+    found = {}
+    for path in paths:
+        try:
+            st = os.stat(node.path(path))
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            found[path] = dict(exists=False, mode=None, uid=None, gid=None)
+        else:
+            found[path] = dict(exists=True, mode='%04o' % stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
+    return found
+
+
 def resolve(names):
     resolved = {}
     for name in names:
@@ -371,6 +398,7 @@ def main():
             cmdline_paths=dict(type='list', elements='path', default=['/boot/firmware/cmdline.txt', '/boot/cmdline.txt']),
             facts_file=dict(type='path', default='/etc/ansible/facts.d/turingpi.fact'),
             resolve=dict(type='list', elements='str', default=[]),
+            directories=dict(type='list', elements='path', default=[]),
             fs_root=dict(type='path', default='/'),
         ),
         supports_check_mode=True,
@@ -401,6 +429,7 @@ def main():
         units=units(module, p['units']),
         local_facts=local_facts(module, node, p['facts_file']),
         resolved=resolve(p['resolve']),
+        directories=directories(node, p['directories']),
     )
     module.exit_json(**result)
 

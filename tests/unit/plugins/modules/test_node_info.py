@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import stat
 
 import pytest
@@ -219,3 +220,20 @@ def test_check_mode_reads_the_same(run_module, fake_bin, netbooted_cm3):
     for key in ('serial', 'root', 'swap', 'packages', 'units', 'boot_cmdline'):
         assert checked[key] == normal[key]
     assert checked['changed'] is False
+
+
+def test_directories(run_module, fake_bin, netbooted_cm3):
+    (netbooted_cm3 / 'etc' / 'ssh' / 'sshd_config.d').mkdir(parents=True)
+    (netbooted_cm3 / 'etc' / 'ssh' / 'sshd_config.d').chmod(0o750)
+    (netbooted_cm3 / 'etc' / 'chrony').symlink_to('ssh')
+    code, result = run_module(node_info, dict(fs_root=str(netbooted_cm3), directories=[
+        '/etc/ssh/sshd_config.d', '/etc/chrony', '/etc/hostname', '/etc/ansible/facts.d']))
+    assert code == 0
+    found = result['directories']
+    assert found['/etc/ssh/sshd_config.d'] == {'exists': True, 'mode': '0750', 'uid': os.getuid(), 'gid': os.getgid()}
+    # A link to a directory counts as the directory (the file module follows it too).
+    assert found['/etc/chrony']['exists'] is True and found['/etc/chrony']['mode'] == '%04o' % (
+        (netbooted_cm3 / 'etc' / 'ssh').stat().st_mode & 0o7777)
+    # A file, or nothing at all, is no directory.
+    assert found['/etc/hostname'] == {'exists': False, 'mode': None, 'uid': None, 'gid': None}
+    assert found['/etc/ansible/facts.d']['exists'] is False
