@@ -17,22 +17,16 @@ export PATH=$TP_VENV_219/bin:$PATH ANSIBLE_COLLECTIONS_PATH=$TP_COLLECTIONS ANSI
 command -v sshpass >/dev/null || { echo "65-first-contact: sshpass is missing: run tests/setup"; exit 1; }
 
 . tests/lib/host-state.sh
+. tests/lib/checks.sh
 before=$(tp_host_state)
 cleanup() { tests/lab/lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 LAB=$TP_TMP/lab
-KEY=$LAB/id_ednode
+KEY=$LAB/first_contact_admin_key
 NODE=172.31.77.2
 PASSWORD=raspberry
-fails=0
-ok() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() {  # description command...
-    local what=$1; shift
-    if "$@"; then ok "$what"; else fail "$what"; fi
-}
 # Plain ssh from the controller, the way a user would try it afterwards.
 ssh_opts=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
 with_key() { ssh "${ssh_opts[@]}" -o BatchMode=yes -o PasswordAuthentication=no -i "$KEY" "admin@$NODE" "$@"; }
@@ -95,10 +89,4 @@ check "sshd: password login off" grep -qx 'passwordauthentication no' <<<"$sshd_
 check "sshd: keyboard-interactive login off" grep -qx 'kbdinteractiveauthentication no' <<<"$sshd_t"
 
 cleanup
-after=$(tp_host_state)
-if [ "$before" != "$after" ]; then
-    fail "the host is not as it was found"
-    diff <(echo "$before") <(echo "$after")
-fi
-echo "65-first-contact: $fails failed check(s)"
-[ "$fails" = 0 ]
+tp_checks_done 65-first-contact "$before"

@@ -21,18 +21,12 @@ BOARD=$LAB/run/board/board.json
 NODES="2 3 4 5 6 7"
 
 . tests/lib/host-state.sh
+. tests/lib/checks.sh
 before=$(tp_host_state)
 cleanup() { tests/lab/lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fails=0
-ok() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() {  # description command...
-    local what=$1; shift
-    if "$@"; then ok "$what"; else fail "$what"; fi
-}
 # The power register 0xF2 (volatile shadow) as the state file holds it.
 power_reg() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ds4520"]["shadow"]["242"])' "$BOARD"; }
 running() { tests/lab/lab status | awk '/^node[0-9] running/{print $1}' | tr '\n' ' '; }
@@ -145,10 +139,4 @@ fi
 check "the power register is unchanged" [ "$(power_reg)" = "$reg" ]
 
 cleanup
-after=$(tp_host_state)
-if [ "$before" != "$after" ]; then
-    fail "the host is not as it was found"
-    diff <(echo "$before") <(echo "$after")
-fi
-echo "80-e2e: $fails failed check(s)"
-[ "$fails" = 0 ]
+tp_checks_done 80-e2e "$before"
