@@ -11,8 +11,9 @@ venv=${TP_DEMO_VENV:-$root/.tmp/demo-venv}
 tp_demo_install "$venv"
 export ANSIBLE_COLLECTIONS_PATH=$venv/collections ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_NOCOLOR=${ANSIBLE_NOCOLOR:-1}
 
-rm -f /tmp/turingpi-virtual-board.json
 inventory=$root/demo/inventory.yml
+# Only turingpi.cluster.virtual_board creates a board: a fresh one from the factory.
+"$venv/bin/ansible" localhost -m turingpi.cluster.virtual_board -a 'path=/tmp/turingpi-virtual-board.json state=reset' >/dev/null
 echo "== the board fresh from the factory"
 "$venv/bin/ansible-playbook" -i "$inventory" turingpi.cluster.info
 echo "== apply the power state declared in $inventory"

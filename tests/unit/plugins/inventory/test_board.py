@@ -158,14 +158,8 @@ def test_one_board_master_vars(tmp_path):
     assert master['turingpi_boot'] == 'emmc'
     assert master['turingpi_image'] is None
     assert master['turingpi_power'] == 'on'
-    assert master['turingpi_board_nodes'] == [
-        {'name': 'node2', 'slot': 2, 'mac': 'dc:a6:32:00:00:02', 'ip': '10.77.0.12', 'serial': '1a2b3c4d',
-         'boot': 'netboot', 'image': 'raspios-lite-arm64', 'power': 'on'},
-        {'name': 'node3', 'slot': 3, 'mac': 'dc:a6:32:00:00:03', 'ip': '10.77.0.13', 'serial': None,
-         'boot': 'emmc', 'image': None, 'power': 'off'},
-        {'name': 'node5', 'slot': 5, 'mac': 'dc:a6:32:00:00:05', 'ip': '10.77.0.100', 'serial': None,
-         'boot': 'netboot', 'image': 'raspios-lite-arm64', 'power': 'on'},
-    ]
+    # The board's node list is the board_plan filter's (tests/unit/plugins/filter), not a variable.
+    assert 'turingpi_board_nodes' not in master
 
 
 def test_one_board_node_vars(tmp_path):
@@ -185,7 +179,6 @@ def test_one_board_node_vars(tmp_path):
     assert node2['turingpi_power'] == 'on'
     assert node2['turingpi_master'] == 'tp-master'
     assert node2['turingpi_router'] == '10.77.0.1'
-    assert 'turingpi_board_nodes' not in node2
     assert 'turingpi_bus' not in node2
 
     node3 = hostvars(inv, 'node3')
@@ -224,7 +217,6 @@ def test_two_boards(tmp_path):
     assert b7['turingpi_router'] == '10.78.0.254'
     assert b7['turingpi_board'] == 'rack b'
     assert 'ansible_ssh_common_args' not in b7
-    assert [n['name'] for n in hostvars(inv, 'b1')['turingpi_board_nodes']] == ['b7']
 
 
 def test_jump_modes(tmp_path):
@@ -385,7 +377,15 @@ boards:
     (board(["2: {mac: '02:00:00:00:00:02', serial: '1a2b3c4d'}", "3: {mac: '02:00:00:00:00:03', serial: '000000001A2B3C4D'}"]),
      "board 'lab' slot 3: serial 1a2b3c4d is already used by lab-node2 (board 'lab' slot 2)"),
     (board(["2: {mac: '02:00:00:00:00:02', hostname: 'bad_name'}"]),
-     "board 'lab' slot 2: 'bad_name' is not a valid host name (letters, digits and '-', dot-separated labels)"),
+     "board 'lab' slot 2: 'bad_name' is not a valid host name (letters, digits and '-', 1 to 63 characters,"
+     " not starting or ending with '-', no dots)"),
+    # One host name rule for the whole collection: no dots (the name is also a directory on the master).
+    (board(["2: {mac: '02:00:00:00:00:02', hostname: 'node2.lab'}"]),
+     "board 'lab' slot 2: 'node2.lab' is not a valid host name (letters, digits and '-', 1 to 63 characters,"
+     " not starting or ending with '-', no dots)"),
+    # A node on the master's own (uplink) address, when the master is reached inside the subnet.
+    (board(["2: {mac: '02:00:00:00:00:02'}"], extra='    master: {address: 10.77.0.12}\n'),
+     "board 'lab' slot 2: address 10.77.0.12 is the master's own address (master.address)"),
     (board(["1: {address: 10.77.0.5}"]),
      "board 'lab' slot 1: slot 1 is the master: set its cluster address with network.router and how to reach it with master.address"),
     (board(["1: {power: 'off'}"]),
@@ -395,7 +395,7 @@ boards:
      " (10.77.0.1/24 has host bits set)"),
     (board(["7: {mac: '02:00:00:00:00:07'}"], extra='    network: {subnet: 10.77.0.0/28}\n'),
      "board 'lab' slot 7: the default address 10.77.0.17 (network + node_offset 10 + slot) is outside the cluster subnet 10.77.0.0/28;"
-     " set 'address' or 'network.node_offset'"),
+     " set the node's address or the node offset"),
     (board(["2: {mac: '02:00:00:00:00:02'}"], extra='    network: {router: 10.1.0.1}\n'),
      "board 'lab' network: router 10.1.0.1 is outside the cluster subnet 10.77.0.0/24"),
     (board(["2: {mac: '02:00:00:00:00:02'}"], extra='    master: {jump: sometimes}\n'),
@@ -477,6 +477,16 @@ def test_hostname_equal_to_group(tmp_path):
     assert error_of(tmp_path, text) == "board 'lab' slot 2: hostname 'lab' is also the name of a group; rename the host or the board"
 
 
+def test_slot_given_twice_as_yaml_key_is_an_error(tmp_path):
+    """YAML keeps the last of two equal keys; the plugin must not silently drop the first node."""
+    text = board(["2: {hostname: first, mac: '02:00:00:00:00:02'}", "2: {hostname: second, mac: '02:00:00:00:00:03'}"])
+    assert error_of(tmp_path, text) == (
+        "a key is given twice in one mapping, and YAML would keep only the last: '2' (line 7);"
+        " merge the entries (a slot listed twice loses a node)")
+    inv = manager(write(tmp_path, text))
+    assert list(inv.hosts) == []
+
+
 def test_manager_reports_bad_file_and_adds_no_hosts(tmp_path):
     """Through the real InventoryManager, a bad file adds no host at all (validated before adding)."""
     inv = manager(write(tmp_path, board(["2: {mac: '02:00:00:00:00:02'}", "9: {mac: '02:00:00:00:00:09'}"])))
@@ -487,7 +497,7 @@ def test_manager_reports_bad_file_and_adds_no_hosts(tmp_path):
 def test_empty_slot_entry_and_master_only(tmp_path):
     inv = manager(write(tmp_path, board(['1:'])))
     assert sorted(inv.hosts) == ['lab-node1']
-    assert hostvars(inv, 'lab-node1')['turingpi_board_nodes'] == []
+    assert hostvars(inv, 'lab-node1')['turingpi_role'] == 'master'
     assert group_hosts(inv, 'turingpi_nodes') == []
 
 
