@@ -12,7 +12,7 @@ name: node_names
 short_description: Inventory names from a comma-separated string or a list
 version_added: 1.0.0
 description:
-  - Turns V(node3, node5) or V([node3, node5]) into V([node3, node5]): blanks trimmed, empty entries and
+  - Turns V(node3, node5) or V([node3, node5]) into V([node3, node5]); blanks trimmed, empty entries and
     repeats dropped, the order kept. V(null) gives an empty list.
   - How C(playbooks/reprovision.yml) reads C(reprovision_nodes), for its checks and its host pattern alike.
 author:

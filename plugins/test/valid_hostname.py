@@ -12,9 +12,9 @@ name: valid_hostname
 short_description: Whether a name is a valid host name for a Turing Pi node
 version_added: 1.0.0
 description:
-  - The collection's one host name rule, the same in the inventory plugin, the roles and the modules
+  - The collection's one host name rule, the same in the inventory plugin, the roles and the modules;
     a single DNS label (letters, digits and V(-), 1 to 63 characters, not starting or ending with V(-),
-    no dots): a node's name is also its short host name and a directory on the master.
+    no dots), since a node's name is also its short host name and a directory on the master.
 author:
   - turingpi.cluster maintainers (@turingpi-cluster)
 options:

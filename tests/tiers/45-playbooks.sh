@@ -62,12 +62,12 @@ regof() { python3 -c "import json; s=json.load(open('$work/$1.json')); print(hex
 ansible-playbook -i "$work/two.yml" turingpi.cluster.power --check > "$work/out" 2>&1 || fail "two boards, check mode"
 grep -q 'node2 off, node3 on' "$work/out" || fail "check mode on master-a should plan node2 off, node3 on"
 grep -q 'node4 off, node5 off' "$work/out" || fail "check mode on master-b should plan node4 off, node5 off"
-[ "$(regof a writes 242)" = 0x0 ] && [ "$(regof b writes 242)" = 0x0 ] || fail "check mode wrote to a power register"
+if [ "$(regof a writes 242)" != 0x0 ] || [ "$(regof b writes 242)" != 0x0 ]; then fail "check mode wrote to a power register"; fi
 ansible-playbook -i "$work/two.yml" turingpi.cluster.power > "$work/out" 2>&1 || fail "two boards"
 # board a: only its node 2 off (0xFF - 0x04); board b: only its nodes 4 and 5 off (0xFF - 0x10 - 0x80)
 [ "$(regof a shadow 242)" = 0xfb ] || fail "board a: register $(regof a shadow 242), want 0xfb (only its node 2 off)"
 [ "$(regof b shadow 242)" = 0x6f ] || fail "board b: register $(regof b shadow 242), want 0x6f (only its nodes 4 and 5 off)"
-[ "$(regof a writes 242)" = 0x1 ] && [ "$(regof b writes 242)" = 0x1 ] || fail "each board should take one write"
+if [ "$(regof a writes 242)" != 0x1 ] || [ "$(regof b writes 242)" != 0x1 ]; then fail "each board should take one write"; fi
 
 # a node whose turingpi_master is no master: a clear error, nothing written
 sed -i 's/turingpi_master: master-b, turingpi_power/turingpi_master: master-c, turingpi_power/' "$work/two.yml"
