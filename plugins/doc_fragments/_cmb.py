@@ -21,7 +21,8 @@ options:
       - A bus number (V(1) on the Turing Pi V1) or a device path such as V(/dev/i2c-1).
       - V(virtual:/path/to/board.json) selects the virtual Turing Pi board, a register-level model
         of the board's chips kept in that file, for tests and demos without hardware. It is never
-        used unless named here.
+        used unless named here. The board must exist, and only M(turingpi.cluster.virtual_board) creates
+        one; a missing file fails and creates nothing.
     type: str
     default: '1'
   lock_file:
@@ -29,6 +30,8 @@ options:
       - File locked around every read-modify-write so two plays on this node cannot lose an update.
       - Defaults to V(/run/lock/turingpi-cmb-i2c-N.lock), or the state file plus V(.lock) for the virtual board.
       - Nothing arbitrates the bus between different nodes; drive the bus from the master only.
+      - A directory, a file that cannot be opened for writing, or a path under a plain file is refused
+        with a message that says what to do; the bus is not touched then.
     type: path
   lock_timeout:
     description: Seconds to wait for the lock before failing.
@@ -47,7 +50,7 @@ notes:
     the C(turingpi.cluster.cmb) role does it.
 '''
 
-    # Attributes of modules that change the board.
+    # The action group of every Cluster Management Bus module (meta/runtime.yml action_groups.cmb).
     ACTIONGROUP_CMB = r'''
 attributes:
   action_group:
@@ -55,28 +58,4 @@ attributes:
     support: full
     membership:
       - turingpi.cluster.cmb
-'''
-
-    ATTRIBUTES = r'''
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying the board.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
-'''
-
-    INFO_MODULE = r'''
-attributes:
-  check_mode:
-    support: full
-    details:
-      - This action does not modify state.
-  diff_mode:
-    support: N/A
-    details:
-      - This action does not modify state.
-  idempotent:
-    support: full
 '''

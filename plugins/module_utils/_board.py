@@ -7,8 +7,9 @@
 
 """Everything the collection knows about the Turing Pi V1 board, in one place.
 
-Every constant names its source in shared/docs/hardware.md (sections "Cluster Management
-Bus", "DS4520 at 0x57", "MCP7940N at 0x6F").
+Every constant names its source in docs/hardware.md (sections "The board", "Cluster Management
+Bus", "DS4520 at 0x57", "MCP7940N at 0x6F"; V1-SPECS and V1-CMB are the short names of
+its "Sources").
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,7 +21,7 @@ DEFAULT_BUS = 1
 NODES = (1, 2, 3, 4, 5, 6, 7)
 MASTER_NODE = 1  # slot 1 is the top node: flash port, HDMI (V1-SPECS)
 
-# --- Maxim DS4520 I/O expander (hardware.md "DS4520 at 0x57") ---
+# --- Maxim DS4520 I/O expander (docs/hardware.md "DS4520 at 0x57") ---
 DS4520_ADDR = 0x57
 DS4520_EEPROM_START = 0x00  # 64 B user EEPROM, 0x00-0x3F
 DS4520_EEPROM_SIZE = 64
@@ -41,7 +42,7 @@ NODE_MASK = {1: 0x02, 2: 0x04, 3: 0x08, 4: 0x10, 5: 0x80, 6: 0x40, 7: 0x20}
 ALL_NODES_MASK = 0xFE
 UNUSED_BITS_MASK = 0x01
 
-# --- Microchip MCP7940N RTC (hardware.md "MCP7940N at 0x6F") ---
+# --- Microchip MCP7940N RTC (docs/hardware.md "MCP7940N at 0x6F") ---
 MCP7940N_ADDR = 0x6F
 RTC_REG_SECONDS = 0x00  # BCD; bit 7 = ST (oscillator start)
 RTC_REG_MINUTES = 0x01
@@ -78,7 +79,7 @@ MEMORY_AREAS = {
     'sram': (MCP7940N_ADDR, RTC_SRAM_START, RTC_SRAM_SIZE, 8, 0x00),
 }
 
-# How to enable the bus, used by error messages (hardware.md "Cluster Management Bus").
+# How to enable the bus, used by error messages (docs/hardware.md "Cluster Management Bus").
 ENABLE_BUS_HINT = (
     "enable the Cluster Management Bus with 'dtoverlay=i2c1,pins_44_45' in config.txt "
     "(/boot/firmware/config.txt on Raspberry Pi OS Bookworm and later, /boot/config.txt before, "

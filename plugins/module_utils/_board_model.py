@@ -436,12 +436,9 @@ def _unique(seen, value, where, what, name):
 # ---------------------------------------------------------------------------------------
 # The plan of any inventory (turingpi.cluster.board_plan filter)
 # ---------------------------------------------------------------------------------------
-# The netboot role's settings that a node's play needs when it runs the role's node_root or
-# reset_root entry point delegated to its master (role variables resolve on the node there).
-NETBOOT_DELEGATED_SETTINGS = (
-    'netboot_server_address', 'netboot_network', 'netboot_nfs_root', 'netboot_tftp_root',
-    'netboot_cmdline_extra', 'netboot_ssh_key_types', 'netboot_root_authorized_keys',
-)
+# Settings of the master's netboot role that the inventory contract supplies when the master does
+# not set them: its cluster address and subnet.
+NETBOOT_FROM_CONTRACT = {'netboot_server_address': 'router', 'netboot_network': 'subnet'}
 
 
 def _get(hostvars, key, default=None):
@@ -518,14 +515,13 @@ def _master_plan(name, hostvars, netboot_defaults):
 
 
 def _netboot_settings(hostvars, plan, defaults):
-    """The master's netboot settings: its own variable, else the contract's value, else the role's default."""
+    """The master's netboot settings, one per default of the netboot role: the master's own
+    variable, else the contract's value, else the role's default."""
     settings = {}
-    for key in NETBOOT_DELEGATED_SETTINGS:
+    for key in sorted(set(defaults) | set(NETBOOT_FROM_CONTRACT)):
         value = hostvars.get(key)
-        if value is None and key == 'netboot_server_address':
-            value = plan['router']
-        if value is None and key == 'netboot_network':
-            value = plan['subnet']
+        if value is None and key in NETBOOT_FROM_CONTRACT:
+            value = plan[NETBOOT_FROM_CONTRACT[key]]
         settings[key] = value if value is not None else defaults.get(key)
     return settings
 

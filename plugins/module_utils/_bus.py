@@ -32,11 +32,19 @@ except ImportError:
     SMBUS2_IMPORT_ERROR = traceback.format_exc()
 
 VIRTUAL_PREFIX = 'virtual:'
+# Where a bus number's device lives: bus N is DEV_DIR/i2c-N.
+DEV_DIR = '/dev'
 # I2C block transfers carry at most 32 bytes (SMBus / i2c-dev limit).
 MAX_BLOCK = 32
 # errno values a NACK or a stretched clock turns into, depending on the adapter driver
 # (the BCM2835 controller: EREMOTEIO; PIIX4: ENXIO; i2c-stub for an address it does not serve: ENODEV).
 TRANSIENT_ERRNOS = frozenset([errno.EREMOTEIO, errno.ENXIO, errno.ENODEV, errno.EIO, errno.EAGAIN, errno.ETIMEDOUT])
+# The end of an EEPROM write cycle (the DS4520 does not acknowledge for up to 20 ms): wait five
+# times the datasheet's maximum AND probe at least this many times, so that a process descheduled
+# for longer than the whole wait still probes again before it gives up.
+WRITE_CYCLE_TIMEOUT = 5 * board.DS4520_EEPROM_WRITE_TIME
+WRITE_CYCLE_MIN_PROBES = 10
+WRITE_CYCLE_POLL = 0.002
 
 
 class CMBError(Exception):
@@ -68,6 +76,10 @@ class DeviceBusyError(CMBError):
 
 class LockTimeoutError(CMBError):
     pass
+
+
+class LockFileError(CMBError):
+    """The lock file cannot be opened (a directory, not writable, ...)."""
 
 
 class VerifyError(CMBError):
@@ -133,17 +145,30 @@ class Bus(object):
             return True  # a kernel driver holds it, so it is there
         return True
 
-    def wait_ready(self, addr, timeout):
-        """Poll until ``addr`` acknowledges again (end of an EEPROM write cycle)."""
-        deadline = time.time() + timeout
+    def wait_ready(self, addr, timeout=WRITE_CYCLE_TIMEOUT, min_probes=WRITE_CYCLE_MIN_PROBES):
+        """Poll until ``addr`` acknowledges again (end of an EEPROM write cycle).
+
+        Gives up only when ``timeout`` seconds have passed AND ``min_probes`` probes went
+        unanswered. Returns the number of probes it took.
+        """
+        start = time.monotonic()
+        probes = 0
         while True:
+            probes += 1
             try:
                 self._raw_probe(addr)
-                return
+                return probes
             except EnvironmentError as exc:
-                if exc.errno not in TRANSIENT_ERRNOS or time.time() >= deadline:
+                if exc.errno not in TRANSIENT_ERRNOS:
                     raise self._translate(addr, exc)
-            time.sleep(0.002)
+                waited = time.monotonic() - start
+                if probes >= min_probes and waited >= timeout:
+                    raise DeviceNotRespondingError(
+                        'no device answered at 0x%02x on %s for %.3f s (%d probes) after an EEPROM write, '
+                        'which takes at most %.3f s (%s): check that nothing else drives the bus and that '
+                        'this node is on a Turing Pi V1'
+                        % (addr, self.name, waited, probes, board.DS4520_EEPROM_WRITE_TIME, os.strerror(exc.errno)))
+            time.sleep(WRITE_CYCLE_POLL)
 
     def _retry(self, addr, func, *args):
         attempt = 0
@@ -221,10 +246,7 @@ class BusLock(object):
         self._fd = None
 
     def __enter__(self):
-        directory = os.path.dirname(self.path)
-        if directory and not os.path.isdir(directory):
-            os.makedirs(directory)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o664)
+        self._fd = self._open()
         deadline = time.time() + self.timeout
         while True:
             try:
@@ -232,7 +254,10 @@ class BusLock(object):
                 return self
             except EnvironmentError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
+                    os.close(self._fd)
+                    self._fd = None
+                    raise LockFileError('cannot lock %s (%s): set lock_file to a file on a local file system'
+                                        % (self.path, os.strerror(exc.errno)))
                 if time.time() >= deadline:
                     os.close(self._fd)
                     self._fd = None
@@ -240,6 +265,26 @@ class BusLock(object):
                         'another process held the bus lock %s for more than %s seconds: wait for the other '
                         'play to finish or raise lock_timeout' % (self.path, self.timeout))
                 time.sleep(0.02)
+
+    def _open(self):
+        """The lock file's descriptor; its directory is created when missing."""
+        directory = os.path.dirname(self.path)
+        try:
+            if directory and not os.path.isdir(directory):
+                os.makedirs(directory)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o664)
+        except EnvironmentError as exc:
+            raise LockFileError(self._advice(exc))
+
+    def _advice(self, exc):
+        if os.path.isdir(self.path):
+            return ('lock_file %s is a directory: set lock_file to the path of a file (it is created if '
+                    'missing), or leave it unset for the default' % self.path)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return ('cannot open the lock file %s for writing (%s): run the task with become: true, or set '
+                    'lock_file to a file in a directory this user can write' % (self.path, os.strerror(exc.errno)))
+        return ('cannot open the lock file %s (%s): set lock_file to a file in a directory this user can '
+                'write, or leave it unset for the default' % (self.path, os.strerror(exc.errno)))
 
     def __exit__(self, *args):
         if self._fd is not None:
@@ -257,7 +302,7 @@ def parse_bus(spec):
             raise ValueError("bus 'virtual:' needs the path of the board's state file, e.g. virtual:/tmp/board.json")
         return 'virtual', os.path.abspath(os.path.expanduser(path))
     if re.match(r'^\d+$', text):
-        return 'i2c', '/dev/i2c-%s' % text
+        return 'i2c', os.path.join(DEV_DIR, 'i2c-%s' % text)
     if re.match(r'^/dev/i2c-\d+$', text):
         return 'i2c', text
     raise ValueError(

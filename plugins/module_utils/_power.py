@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import time
 
 from ansible_collections.turingpi.cluster.plugins.module_utils import _board as board
@@ -21,8 +22,17 @@ _TRUE = ('on', 'true', 'yes', '1')
 _FALSE = ('off', 'false', 'no', '0')
 
 
+# A restarted node is held off this long at most (and at least): the lock is held meanwhile.
+OFF_TIME_MIN = 0.0
+OFF_TIME_MAX = 300.0
+
+
 class PowerRefused(CMBError):
     pass
+
+
+class RestartFailed(CMBError):
+    """A restart failed after its nodes were switched off; the message says what they were left in."""
 
 
 def normalize_state(value, what):
@@ -55,13 +65,15 @@ def desired_from_params(node, state, nodes):
 
 
 class PowerPlan(object):
-    """What has to be written to 0xF2 (and 0xF4) to reach the desired state."""
+    """What has to be written to 0xF2 (and 0xF4) to reach the desired state.
+
+    SEE (0xF4) is written only right before a write to 0xF2, so ``changed`` means that the
+    power state (or its EEPROM copy) changed, never that SEE alone did.
+    """
 
     def __init__(self, control, config, desired, persist):
         self.before = control
         self.config_before = config
-        see_wanted = 0 if persist else board.DS4520_CONFIG_SEE
-        self.config_after = (config & ~board.DS4520_CONFIG_SEE) | see_wanted
         target = control
         restart = []
         for node, state in desired.items():
@@ -79,16 +91,13 @@ class PowerPlan(object):
         # SEE was 1: the EEPROM copy of 0xF2 may differ from the shadow we read, so a
         # persistent run has to write it even when the shadow already matches.
         self.commit_eeprom = bool(persist and config & board.DS4520_CONFIG_SEE)
-
-    @property
-    def writes(self):
-        """Values to write to 0xF2, in order."""
-        values = []
+        self.writes = []  # values to write to 0xF2, in order
         if self.off_phase is not None:
-            values.append(self.off_phase)
+            self.writes.append(self.off_phase)
         if self.after != self.before or self.commit_eeprom or self.off_phase is not None:
-            values.append(self.after)
-        return values
+            self.writes.append(self.after)
+        see_wanted = 0 if persist else board.DS4520_CONFIG_SEE
+        self.config_after = (config & ~board.DS4520_CONFIG_SEE) | see_wanted if self.writes else config
 
     @property
     def config_changes(self):
@@ -96,7 +105,7 @@ class PowerPlan(object):
 
     @property
     def changed(self):
-        return bool(self.writes) or self.config_changes
+        return bool(self.writes)
 
     def check_safety(self, force):
         if force:
@@ -120,10 +129,21 @@ def read_state(bus):
     return control, config, status
 
 
+def check_off_time(value):
+    """``off_time`` as a float, or ValueError: checked before anything is read or written."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError('off_time must be a number of seconds, not %r' % (value,))
+    if not math.isfinite(seconds) or not OFF_TIME_MIN <= seconds <= OFF_TIME_MAX:
+        raise ValueError('off_time must be from %g to %g seconds, not %s' % (OFF_TIME_MIN, OFF_TIME_MAX, value))
+    return seconds
+
+
 def _write_verified(bus, reg, value, eeprom):
     bus.write_byte(board.DS4520_ADDR, reg, value)
     if eeprom:
-        bus.wait_ready(board.DS4520_ADDR, board.DS4520_EEPROM_WRITE_TIME * 2)
+        bus.wait_ready(board.DS4520_ADDR)
     readback = bus.read_byte(board.DS4520_ADDR, reg)
     if readback != value:
         raise VerifyError('wrote 0x%02x to DS4520 register 0x%02x but read back 0x%02x: another node or '
@@ -132,15 +152,37 @@ def _write_verified(bus, reg, value, eeprom):
 
 
 def apply(bus, plan, off_time):
-    """Carry out ``plan``: SEE first (so the 0xF2 write lands where asked), then 0xF2."""
+    """Carry out ``plan``: SEE first (so the 0xF2 write lands where asked), then 0xF2.
+
+    A restart that fails while its nodes are off (the hold, the write that switches them on,
+    its verification) switches them back on before it reports the failure.
+    """
+    if not plan.writes:
+        return
     if plan.config_changes:
         _write_verified(bus, board.DS4520_REG_CONFIG, plan.config_after, eeprom=False)
     eeprom = not plan.config_after & board.DS4520_CONFIG_SEE
-    writes = plan.writes
-    for index, value in enumerate(writes):
-        if index:
-            time.sleep(off_time)
-        _write_verified(bus, board.DS4520_REG_IO_CONTROL0, value, eeprom)
+    if not plan.restart_nodes:
+        _write_verified(bus, board.DS4520_REG_IO_CONTROL0, plan.after, eeprom)
+        return
+    try:
+        _write_verified(bus, board.DS4520_REG_IO_CONTROL0, plan.off_phase, eeprom)
+        time.sleep(off_time)
+        _write_verified(bus, board.DS4520_REG_IO_CONTROL0, plan.after, eeprom)
+    except Exception as exc:  # anything at all: the nodes must not be left off
+        _switch_back_on(bus, plan, eeprom, exc)
+
+
+def _switch_back_on(bus, plan, eeprom, exc):
+    nodes = plan.restart_nodes
+    named = '%s %s' % ('node' if len(nodes) == 1 else 'nodes', ', '.join(str(n) for n in nodes))
+    why = 'restarting %s failed (%s)' % (named, exc)
+    try:
+        _write_verified(bus, board.DS4520_REG_IO_CONTROL0, plan.after, eeprom)
+    except Exception as again:  # reported with the state the nodes may be left in
+        raise RestartFailed('%s, and switching %s back on failed too (%s): %s may be off; switch %s on with '
+                            'turingpi.cluster.power (state: on)' % (why, named, again, named, named))
+    raise RestartFailed('%s: switched %s back on (0xF2 = 0x%02x)' % (why, named, plan.after))
 
 
 def describe(control, status=None):

@@ -9,7 +9,7 @@
 
 The RTC holds UTC, as Linux keeps it. Setting the time follows the Linux driver: clear ST,
 wait for OSCRUN to drop, write the time registers, then set ST (and VBATEN); the oscillator
-runs again when OSCRUN reads 1 (shared/docs/hardware.md "MCP7940N at 0x6F").
+runs again when OSCRUN reads 1 (docs/hardware.md "MCP7940N at 0x6F").
 """
 
 from __future__ import absolute_import, division, print_function

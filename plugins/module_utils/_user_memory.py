@@ -7,8 +7,9 @@
 
 """Small structured data in the board's user memory, with a header and a checksum.
 
-Areas (shared/docs/hardware.md): 64 B EEPROM in the DS4520 at 0x57 (0x00-0x3F, 8-byte pages,
-10-20 ms write cycle) and 64 B battery-backed SRAM in the MCP7940N at 0x6F (0x20-0x5F).
+Areas (docs/hardware.md, "Cluster Management Bus"): 64 B EEPROM in the DS4520 at 0x57
+(0x00-0x3F, 8-byte pages, 10-20 ms write cycle) and 64 B battery-backed SRAM in the MCP7940N at
+0x6F (0x20-0x5F).
 
 Record layout, 64 bytes:
   0-1   magic 'TP'
@@ -17,8 +18,14 @@ Record layout, 64 bytes:
   4..   payload: compact JSON, UTF-8
   4+N   CRC-16/CCITT-FALSE of bytes 0 .. 3+N, big-endian
   rest  the area's erased value (0xFF EEPROM, 0x00 SRAM)
-A write interrupted between pages leaves a record whose checksum fails, so it is reported as
-corrupt instead of being read as data.
+
+Write order (``plan_writes``): a page write is the unit the chips complete or not, so a change
+of one page is written as it is. A change of several pages first marks the header page as being
+written (magic, then the version byte with WRITING set), then writes the other pages, and the
+header page with the final header last. Interrupted before the first write, the old record is
+intact; after it, the header says "being written" and the record reads as torn until a later
+write completes (the next run with the same data writes what is missing). The CRC also catches
+a page torn by a power loss inside its own write cycle.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,6 +39,7 @@ from ansible_collections.turingpi.cluster.plugins.module_utils._bus import Verif
 
 MAGIC = b'TP'
 VERSION = 1
+WRITING = 0x80  # set in the version byte while a record of several pages is being written
 HEADER = 4
 CRC_SIZE = 2
 
@@ -85,6 +93,9 @@ def decode(area, image):
         return dict(state='empty', data=None)
     if bytes(image[:2]) != MAGIC:
         return dict(state='foreign', data=None, reason='no turingpi.cluster header: written by something else')
+    if image[2] == VERSION | WRITING:
+        return dict(state='torn', data=None, reason='a write of this record was interrupted (its header still '
+                                                    'says it is being written): write it again with turingpi.cluster.user_memory')
     length = image[3]
     if image[2] != VERSION or length > max_payload(area):
         return dict(state='corrupt', data=None, reason='header names format %d, length %d' % (image[2], length))
@@ -110,14 +121,41 @@ def changed_pages(area, current, wanted):
     return [offset for offset in range(0, len(wanted), page) if current[offset:offset + page] != wanted[offset:offset + page]]
 
 
-def write_pages(bus, area, wanted, pages):
-    """Write the given pages, waiting out each EEPROM write cycle, then read back and verify."""
-    addr, start, size, page = area_info(area)[:4]
+def marked_header(area, wanted):
+    """The header page of ``wanted`` marked as being written."""
+    page = area_info(area)[3]
+    marked = bytearray(wanted[:page])
+    marked[0:3] = MAGIC + bytearray([VERSION | WRITING])
+    return marked
+
+
+def plan_writes(area, current, wanted):
+    """[(offset, bytes)]: the page writes that turn ``current`` into ``wanted``, in order.
+
+    One changed page is written alone. Several: the header page marked as being written first
+    (unless it already is), the other changed pages, the header page with its final content last.
+    """
+    page = area_info(area)[3]
+    pages = changed_pages(area, current, wanted)
+    if len(pages) <= 1:
+        return [(offset, bytearray(wanted[offset:offset + page])) for offset in pages]
+    writes = []
+    marked = marked_header(area, wanted)
+    if current[:page] != marked:
+        writes.append((0, marked))
+    writes.extend((offset, bytearray(wanted[offset:offset + page])) for offset in pages if offset)
+    writes.append((0, bytearray(wanted[:page])))
+    return writes
+
+
+def write_record(bus, area, writes, wanted):
+    """Carry out ``plan_writes``, waiting out each EEPROM write cycle, then read back and verify."""
+    addr, start = area_info(area)[:2]
     eeprom = area == 'eeprom'
-    for offset in pages:
-        bus.write(addr, start + offset, list(wanted[offset:offset + page]))
+    for offset, data in writes:
+        bus.write(addr, start + offset, list(data))
         if eeprom:
-            bus.wait_ready(addr, board.DS4520_EEPROM_WRITE_TIME * 2)
+            bus.wait_ready(addr)
     readback = read_image(bus, area)
     if readback != wanted:
         bad = changed_pages(area, readback, wanted)

@@ -7,9 +7,11 @@
 
 """A virtual Turing Pi V1 board, modelled at register level after the chips' datasheets.
 
-It is a test and demo back end, selected only by ``bus: virtual:/path/board.json``. Its
-state lives in that JSON file so that separate module runs (and a lab that powers virtual
-nodes on and off) share one board. What is modelled (shared/docs/hardware.md):
+It is a test and demo back end, selected only by ``bus: virtual:/path/board.json``; only the
+virtual_board module creates that file (``transaction(create=True)``). Its state lives in that
+JSON file so that separate module runs (and a lab that powers virtual nodes on and off) share
+one board. What is modelled (docs/hardware.md, sections "DS4520 at
+0x57" and "MCP7940N at 0x6F"):
 
 DS4520 (0x57)
   * 0x00-0x3F user EEPROM; a write is a page write that wraps inside its 8-byte row.
@@ -343,10 +345,24 @@ def save_state(path, state):
     os.rename(tmp, path)
 
 
-class transaction(object):
-    """Load the board, let the caller act on it, save it; one process at a time."""
+class BoardNotFoundError(CMBError):
+    pass
 
-    def __init__(self, path, create=True):
+
+def missing_board_message(path):
+    directory = os.path.dirname(path) or '.'
+    where = '' if os.path.isdir(directory) else ' (nor does its directory %s)' % directory
+    return ('virtual board %s does not exist%s: only turingpi.cluster.virtual_board creates boards, so run it '
+            'first with path: %s; nothing was written' % (path, where, path))
+
+
+class transaction(object):
+    """Load the board, let the caller act on it, save it; one process at a time.
+
+    Only ``create=True`` (the virtual_board module) makes a board that does not exist yet.
+    """
+
+    def __init__(self, path, create=False):
         self.path = path
         self.create = create
         self._fd = None
@@ -354,18 +370,29 @@ class transaction(object):
 
     def __enter__(self):
         directory = os.path.dirname(self.path) or '.'
+        if not self.create and not os.path.isfile(self.path):
+            raise BoardNotFoundError(missing_board_message(self.path))
         if not os.path.isdir(directory):
             raise CMBError('virtual board %s: directory %s does not exist' % (self.path, directory))
         self._fd = os.open(self.path + '.tx', os.O_RDWR | os.O_CREAT, 0o664)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        if os.path.exists(self.path):
-            state = load_state(self.path)
-        elif self.create:
-            state = default_state()
-        else:
-            raise CMBError('virtual board %s does not exist' % self.path)
+        try:
+            if os.path.exists(self.path):
+                state = load_state(self.path)
+            elif self.create:
+                state = default_state()
+            else:  # removed since the check above
+                raise BoardNotFoundError(missing_board_message(self.path))
+        except Exception:
+            self._release()
+            raise
         self.board = VirtualBoard(state)
         return self.board
+
+    def _release(self):
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
 
     def __exit__(self, exc_type, exc, tb):
         try:
@@ -373,17 +400,18 @@ class transaction(object):
             if exc_type is None or issubclass(exc_type, EnvironmentError):
                 save_state(self.path, self.board.state)
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            self._release()
 
 
 class VirtualBus(Bus):
-    """The virtual board behind the same interface as the real bus."""
+    """The virtual board behind the same interface as the real bus; the board must exist."""
 
     def __init__(self, path, retries=5, retry_delay=0.005):
         super(VirtualBus, self).__init__(retries, retry_delay)
         self.path = path
         self.name = 'virtual board %s' % path
+        if not os.path.isfile(path):
+            raise BoardNotFoundError(missing_board_message(path))
 
     def _raw_read(self, addr, reg, length):
         with transaction(self.path) as vboard:

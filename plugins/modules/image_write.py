@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: image_write
 short_description: Write an OS image to a block device or file, writing only the blocks that differ
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - Writes an operating system image to a block device (such as the eMMC of a compute module
     exposed by M(turingpi.cluster.usbboot)) or to a regular file.
@@ -19,19 +19,24 @@ description:
     and is decompressed as a stream, never unpacked to disk.
   - Compares before it writes. Each chunk of the image is compared with the target; only the
     O(block_size) blocks that differ are written. Re-writing an unchanged image only reads.
-  - Adaptive compare. When two chunks in a row differ from the target in every block (a blank
-    module, or one holding another image), reading the target first saves nothing, so the next
-    chunks are written without being compared, with a compared chunk (a probe) after 1, 2, 4, ...
-    of them (at most 128 MiB apart); the first probe that finds a block already in place returns
-    to comparing every chunk. A target that holds the image, or most of it, is always compared,
-    so re-writing an unchanged image still writes nothing.
+  - Adaptive compare. When 1 MiB in a row differs from the target in every block (a blank
+    module, or one holding another image), reading the target first saves nothing, so what follows
+    is written without being compared, except for one block read (a probe) after every 4 MiB
+    written that way; a probe that finds its block already in place returns to comparing. A
+    target that holds the image, or most of it, is always compared, so re-writing an unchanged
+    image still writes nothing.
   - While it writes, the target is fsynced on a second thread, so the device writes while the next
     chunks are read instead of all at the end.
   - Resumable by design. An interrupted write leaves the blocks it reached on the target; the next
     run compares them and writes only what is still missing. There is no state file to lose.
   - With a bmap file (bmaptool's block map) only the mapped ranges are read, compared and written;
-    the rest of the target is not touched, and each range is checked against the bmap checksum.
+    the rest of the target is not touched. Each range is read whole and checked against its bmap
+    checksum before any byte of it is written, and the image size is checked against the bmap
+    before anything is read when it is known (raw and xz images), so a bmap of another image
+    writes nothing.
     Ranges the target already holds (its data matches the bmap checksum) are not read from the image at all.
+  - Every failure after the first byte was written says how much was written and that the target
+    now holds part of an image and must be written again before it is booted.
   - Before comparing, and again before reading back, the target's cached pages are dropped
     (C(fsync), C(posix_fadvise(POSIX_FADV_DONTNEED)) and, for block devices, C(ioctl(BLKFLSBUF)))
     so the comparison and the verification read the device, not the page cache. O_DIRECT is not used.
@@ -53,14 +58,15 @@ options:
         fails with nothing written and the target left as it was. A re-write of an unchanged
         image writes nothing and never waits for it before a write; a blank module waits for the
         hash before its first write.
-      - A local file whose digest matched once is remembered (extended attribute
-        C(user.turingpi.sha256) with its size, mtime and inode) and not hashed again, so
-        flashing the next module costs no hashing and no wait.
+      - A local file whose digest matched once is remembered (see O(digest_cache)) and not
+        hashed again while it is unchanged, so flashing the next module costs no hashing and no wait.
+      - An xz file is checked to be complete (its stream footers and indexes) before anything is
+        written; a gzip, bzip2 or zstd file cut short or corrupt is found only when it is
+        decompressed that far, and the message then says how much was written.
       - A URL is checked while it streams, so a mismatch is known only at the end of the
         download; the module fails, and the message says how many bytes were written and that
-        the target is inconsistent and must be written again with the right image (which then
-        rewrites only the blocks that differ). Download first (the C(turingpi.cluster.flash)
-        role downloads with the digest checked) to avoid that.
+        the target must be written again (which then rewrites only the blocks that differ).
+        Download first (the C(turingpi.cluster.flash) role downloads with the digest checked) to avoid that.
     type: str
     required: true
   dest:
@@ -118,6 +124,16 @@ options:
         C(done), C(total), C(percent), C(rate) in bytes per second, C(eta) in seconds,
         C(bytes_written)). The C(turingpi.cluster.flash) role reads it while the module runs asynchronously.
     type: path
+  digest_cache:
+    description:
+      - Directory where the digest of a local O(src) that matched O(sha256) is remembered, one
+        small record per image file with its size, mtime, inode and change time (ctime).
+      - A record counts only while the file is unchanged. Any change to the file, even with its
+        mtime put back, changes its ctime (which only the kernel sets), so the file is hashed again.
+      - Defaults to C(/var/cache/turingpi.cluster/image_write) for root, else
+        C(~/.cache/turingpi.cluster/image_write). A directory that cannot be written only means
+        the file is hashed on every run.
+    type: path
   url_timeout:
     description: Seconds to wait for the server when O(src) is a URL.
     type: int
@@ -126,20 +142,16 @@ options:
     description: Verify the server's TLS certificate when O(src) is an https URL.
     type: bool
     default: true
+extends_documentation_fragment:
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.FULL
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying the target.
-    support: full
     details:
       - Reads the image and the target and reports how many bytes would be written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - Reports how many bytes of the target differ, not the bytes themselves.
-  idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
-    support: full
 notes:
   - Needs to run as root (or a user that can open the block device for writing).
   - Uses C(O_EXCL) when opening a block device, so the kernel refuses a device that is in use even
@@ -243,8 +255,8 @@ bytes_verified:
   sample: 131072
 bytes_uncompared:
   description:
-    - Bytes written without comparing them with the target first (adaptive compare, after chunks
-      that differed everywhere). Included in RV(bytes_written); 0 when the target held any part of the image.
+    - Bytes written without comparing them with the target first (adaptive compare, after 1 MiB
+      in a row that differed in every block). Included in RV(bytes_written).
   returned: success
   type: int
   sample: 0
@@ -289,7 +301,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.turingpi.cluster.plugins.module_utils import _image as image
+from ansible_collections.turingpi.cluster.plugins.module_utils._image.bmap import parse_bmap
+from ansible_collections.turingpi.cluster.plugins.module_utils._image.common import (
+    DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, BmapError, ImageError,
+)
+from ansible_collections.turingpi.cluster.plugins.module_utils._image.digest import DigestMemo, default_memo_dir, parse_sha256
+from ansible_collections.turingpi.cluster.plugins.module_utils._image.engine import ImageWriter
+from ansible_collections.turingpi.cluster.plugins.module_utils._image.sources import COMPRESSIONS, Source
 
 
 def main():
@@ -299,12 +317,13 @@ def main():
             dest=dict(type='path', required=True),
             sha256=dict(type='str', required=True),
             bmap=dict(type='path'),
-            compression=dict(type='str', choices=list(image.COMPRESSIONS), default='auto'),
-            block_size=dict(type='int', default=image.DEFAULT_BLOCK_SIZE),
-            chunk_size=dict(type='int', default=image.DEFAULT_CHUNK_SIZE),
+            compression=dict(type='str', choices=list(COMPRESSIONS), default='auto'),
+            block_size=dict(type='int', default=DEFAULT_BLOCK_SIZE),
+            chunk_size=dict(type='int', default=DEFAULT_CHUNK_SIZE),
             verify=dict(type='bool', default=True),
             force=dict(type='bool', default=False),
             progress_file=dict(type='path'),
+            digest_cache=dict(type='path'),
             url_timeout=dict(type='int', default=30),
             validate_certs=dict(type='bool', default=True),
         ),
@@ -316,20 +335,21 @@ def main():
         return open_url(url, timeout=p['url_timeout'], validate_certs=p['validate_certs'])
 
     try:
-        digest = image.parse_sha256(p['sha256'])
+        digest = parse_sha256(p['sha256'])
         bmap = None
         if p['bmap']:
             try:
                 with open(p['bmap'], 'rb') as f:
-                    bmap = image.parse_bmap(f.read())
+                    bmap = parse_bmap(f.read())
             except (IOError, OSError) as exc:
-                raise image.BmapError('cannot read bmap %s: %s' % (p['bmap'], to_native(exc)))
-        source = image.Source(p['src'], p['compression'], opener=opener)
-        writer = image.ImageWriter(source, p['dest'], sha256=digest, bmap=bmap, block_size=p['block_size'],
-                                   chunk_size=p['chunk_size'], verify=p['verify'], check_mode=module.check_mode,
-                                   force=p['force'], progress_file=p['progress_file'])
+                raise BmapError('cannot read bmap %s: %s' % (p['bmap'], to_native(exc)))
+        source = Source(p['src'], p['compression'], opener=opener)
+        writer = ImageWriter(source, p['dest'], sha256=digest, bmap=bmap, block_size=p['block_size'],
+                             chunk_size=p['chunk_size'], verify=p['verify'], check_mode=module.check_mode,
+                             force=p['force'], progress_file=p['progress_file'],
+                             digest_memo=DigestMemo(p['digest_cache'] or default_memo_dir()))
         stats = writer.run()
-    except image.ImageError as exc:
+    except ImageError as exc:
         module.fail_json(msg=to_native(exc))
 
     t = writer.target

@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: netboot_root
 short_description: Prepare a network-boot node's NFS root and boot files on the master, in one step
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - On the netboot server (the master), copies an unpacked OS image into one node's NFS root and TFTP
     directory, and gives the node its identity, in one module run. The C(turingpi.cluster.netboot)
@@ -27,10 +27,47 @@ description:
   - With O(fresh=true), O(path) and O(boot_path) are removed first, so the node gets a new root
     instead of an update of its old one.
   - Identity, when the node's root has an C(etc) directory. C(cmdline.txt) in O(boot_path) holds
-    O(cmdline); the SD card and eMMC lines (C(/dev/mmcblk*), C(PARTUUID=), C(UUID=)) are removed
-    from C(etc/fstab); C(etc/hostname) holds O(hostname); C(etc/hosts) resolves it as
-    C(127.0.1.1); each SSH host key of O(ssh_key_types) that is missing is generated; and with
-    O(authorized_keys), C(root/.ssh/authorized_keys) lets those keys in as root.
+    O(cmdline) with each of O(cmdline_params) it lacks appended (by default the memory cgroup
+    flags Kubernetes needs). C(etc/fstab) loses the lines of the eMMC and SD card, by what they
+    mount (the root, C(/boot) and C(/boot/firmware) from a local device however it is named
+    (C(PARTUUID=), C(UUID=), C(LABEL=), C(PARTLABEL=), C(/dev/...))), every C(/dev/mmcblk*) line,
+    and the other partitions of a disk whose C(PARTUUID) those lines name; the rest (C(proc),
+    C(tmpfs), NFS, USB disks by C(UUID)) stays. C(etc/hostname) holds O(hostname); C(etc/hosts)
+    resolves it as C(127.0.1.1). Each SSH host key of O(ssh_key_types) that is missing is
+    generated; a root just copied keeps none of the image's host keys (they would be every
+    node's). With O(authorized_keys), C(root/.ssh/authorized_keys) lets those keys in as root.
+  - First boot, read from the root itself (the units and programs its image has), not from a
+    flag. The same steps apply to Raspberry Pi OS Bullseye and Bookworm (raspberrypi-sys-mods'
+    C(sshswitch) and C(regenerate_ssh_host_keys), userconf-pi), Raspberry Pi OS Trixie
+    (cloud-init, with userconf-pi) and Ubuntu 24.04 (cloud-init), and to any mix of them.
+  - SSH on. C(ssh.service) is enabled as C(systemctl enable) does it (its C(WantedBy) link and
+    its C(sshd.service) alias), and unmasked, unless it or C(ssh.socket) is enabled already
+    (Ubuntu starts it from its socket). C(sshswitch.service) is disabled, as it turns SSH on only for
+    an C(ssh) file on the firmware partition, which an NFS root does not mount (on an arm node it
+    finds none and fails at every boot).
+  - The host keys made here are the ones the node serves. C(regenerate_ssh_host_keys.service),
+    which deletes and remakes them on the first boot and then disables itself, is disabled (its
+    C(WantedBy) link removed, so the root is as that first boot would leave it). cloud-init is told
+    C(ssh_deletekeys=false) and C(ssh_genkeytypes) O(ssh_key_types). The public keys and their
+    SHA256 fingerprints are returned (RV(host_keys)) for the controller's C(known_hosts).
+  - The first user. With cloud-init, the seed's C(users) makes O(admin_user) (with sudo) or, without
+    it, no user at all (no default user with a password to change). Without cloud-init, when
+    userconf-pi's wizard (C(userconfig.service)) is enabled, O(admin_user) gives it
+    C(userconf.txt) where C(userconf-service) reads it on the first boot (C($FWLOC/userconf.txt) with
+    C(FWLOC) from C(etc/default/raspberrypi-sys-mods), else C(/boot), where it falls back when
+    C(get_fw_loc) finds no firmware partition), so the real userconf-pi renames the image's user
+    of uid 1000 and sets the password; O(admin_ssh_keys) go into that user's home, which the rename
+    moves. Without O(admin_user) the wizard is switched off as userconf-pi's C(cancel-rename) does
+    it (C(userconfig.service) disabled, C(getty@tty1.service) enabled again, the C(rename_user.conf)
+    SSH banner removed), and the controller logs in as root with O(authorized_keys); the
+    C(turingpi.cluster.node) role then makes the admin user. On a cloud-init root an enabled
+    wizard is switched off the same way, cloud-init makes the user.
+  - cloud-init roots get a NoCloud seed in C(var/lib/cloud/seed/nocloud), C(meta-data) with a
+    per-node C(instance-id) (O(hostname) and a random suffix, new whenever the root is copied
+    again, with O(fresh=true) or a new image, or the seed changes, so that cloud-init runs again)
+    and C(local-hostname), and C(user-data) with the host name, the user and its keys. No
+    C(network-config), so the node keeps the address its kernel got over DHCP for its NFS root (what
+    cloud-init makes of the C(ip=) configuration, or its DHCP fallback, as with the stock seed).
   - Every file has its content, owner (root) and mode checked; only what differs is written, each
     file atomically (a temporary file in the same directory, renamed over the old one).
   - The node's root is a file system of its own. A file or directory to write whose path leads
@@ -73,7 +110,8 @@ options:
   hostname:
     description:
       - The node's host name, for C(etc/hostname), C(etc/hosts) and the comment of its SSH host keys.
-      - Letters, digits and hyphens, not starting with a hyphen.
+      - One DNS label such as V(node2), of letters, digits and hyphens, 1 to 63 characters, not starting or
+        ending with a hyphen, and with no dots. V(node2.lab) is refused; give the short name.
     type: str
     required: true
   cmdline:
@@ -104,28 +142,64 @@ options:
         file says (for reprovisioning a node; it must be powered off).
     type: bool
     default: false
+  cmdline_params:
+    description:
+      - Kernel parameters appended to O(cmdline) in C(cmdline.txt) when it lacks them (never removed).
+      - The default is what Kubernetes distributions (k3s, k0s, kubeadm) need on a Pi, as the
+        C(turingpi.cluster.node) role adds it for nodes that boot from eMMC or SD card (an NFS root
+        has no C(cmdline.txt) of its own for that role to change). V([]) turns it off.
+    type: list
+    elements: str
+    default: [cgroup_memory=1, cgroup_enable=memory]
+  admin_user:
+    description:
+      - The first user the node gets on its first boot, made by the root's own mechanism (see the
+        description), userconf-pi's C(userconf.txt) or cloud-init's seed.
+      - Lower-case letters, digits and hyphens, starting with a letter, 1 to 32 characters, not
+        V(root). This is userconf-pi's rule, applied to every image.
+      - Needs O(admin_password_hash) or O(admin_ssh_keys). Empty (the default) makes no user, the
+        controller logs in as root with O(authorized_keys) and userconf-pi's wizard is switched off.
+      - A root with neither mechanism gets no user (a warning says so); the user is not changed
+        after the first boot made it (the C(turingpi.cluster.node) role manages it from then on).
+    type: str
+  admin_password_hash:
+    description:
+      - The password of O(admin_user) as a crypt(3) hash, such as C(openssl passwd -6) or
+        C(mkpasswd -m sha-512) print it (V($6$...)).
+      - Without it O(admin_user) has no password and logs in with O(admin_ssh_keys) only (sudo
+        without a password, as userconf-pi renames raspberrypi-sys-mods' C(010_pi-nopasswd) rule,
+        cloud-init writes C(NOPASSWD)).
+      - It is written into the node's root (C(userconf.txt) or the seed's C(user-data), mode
+        V(0600)), which the NFS export serves to the cluster subnet.
+    type: str
+  admin_ssh_keys:
+    description:
+      - Public keys that may log in as O(admin_user), one per entry.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.FULL
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without changing anything.
-    support: full
     details:
       - When the node would be copied, the identity steps are predicted from the image (what the
         node's root would hold after the copy), not read from the old root.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - Shows the content changes of C(cmdline.txt), C(etc/fstab), C(etc/hostname), C(etc/hosts)
         and C(root/.ssh/authorized_keys); a copy shows the old and the new image digest, not the files.
-  idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
-    support: full
 notes:
   - Runs on the netboot server (the master), as root. The C(turingpi.cluster.netboot) role unpacks
     the image and calls this module for each node.
   - Owner root means uid and gid 0, the same in the node's root as on the master.
   - Changing the image replaces the node's root with the image's (C(rsync --delete)), so the node
-    gets new SSH host keys too.
+    gets new SSH host keys too, and a new cloud-init C(instance-id).
+  - A netbooted module whose eMMC still has a boot partition labelled for cloud-init's NoCloud
+    (C(system-boot) on Ubuntu) with a seed on it would have cloud-init prefer that seed; the netboot
+    role's C(bootcode) method empties that partition.
+  - O(admin_password_hash) is hidden from the module's output (no_log), diffs included.
 requirements:
   - rsync
   - cp (GNU coreutils)
@@ -146,6 +220,26 @@ EXAMPLES = r'''
     hostname: node2
     cmdline: console=serial0,115200 root=/dev/nfs nfsroot=10.77.0.1:/srv/netboot/nfs/node2,vers=3 rw ip=dhcp rootwait
     authorized_keys:
+      - "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
+  register: node2_root
+
+- name: Trust the host keys the node will serve (instead of accept-new)
+  ansible.builtin.known_hosts:
+    name: node2
+    key: "node2 {{ item.public_key }}"
+  loop: "{{ node2_root.host_keys }}"
+  delegate_to: localhost
+
+- name: A node whose first boot makes the admin user (userconf-pi or cloud-init, as its image has)
+  turingpi.cluster.netboot_root:
+    path: /srv/netboot/nfs/node4
+    boot_path: /srv/netboot/tftp/9c0d1e2f
+    image_dir: /srv/netboot/image
+    hostname: node4
+    cmdline: console=serial0,115200 root=/dev/nfs nfsroot=10.77.0.1:/srv/netboot/nfs/node4,vers=3 rw ip=dhcp rootwait
+    admin_user: admin
+    admin_password_hash: "{{ admin_password | password_hash('sha512') }}"
+    admin_ssh_keys:
       - "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
 
 - name: A fresh root for a node that is reprovisioned (it must be off)
@@ -186,7 +280,49 @@ changes:
   returned: success
   type: list
   elements: str
-  sample: ["copied image 6ac3a10a1f14", "cmdline.txt", "/etc/fstab", "/etc/hostname", "/etc/hosts", "ssh host key ed25519"]
+  sample: ["copied image 6ac3a10a1f14", "cmdline.txt", "/etc/fstab", "/etc/hostname", "/etc/hosts", "ssh host key ed25519",
+           "/etc/systemd/system/multi-user.target.wants/ssh.service", "removed /etc/systemd/system/multi-user.target.wants/sshswitch.service"]
+host_keys:
+  description:
+    - The SSH host keys the node serves, one per type of O(ssh_key_types) that the root has (in
+      check mode, the keys already there, not those it would generate), for the controller's
+      C(known_hosts) (C(<host> <public_key>)).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    type:
+      description: The key type, one of O(ssh_key_types).
+      type: str
+      sample: ed25519
+    public_key:
+      description: The public key line of C(etc/ssh/ssh_host_<type>_key.pub) (type, key, comment).
+      type: str
+      sample: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk9... root@node2
+    fingerprint:
+      description: Its SHA256 fingerprint, as C(ssh-keygen -l) and SSH clients print it.
+      type: str
+      sample: SHA256:0kH5Wv5cTjH7C3mF8rD0dIj0s2m1w3JXwq3n5q4bX2I
+first_boot:
+  description: What the root does on its first boot, as found in it.
+  returned: success
+  type: dict
+  contains:
+    mechanisms:
+      description:
+        - The first-boot mechanisms the root has, of V(sshswitch), V(regenerate_ssh_host_keys),
+          V(userconf-pi) and V(cloud-init).
+      type: list
+      elements: str
+      sample: [sshswitch, regenerate_ssh_host_keys, userconf-pi]
+    user:
+      description: O(admin_user) when the root makes it on its first boot (or has it), else null.
+      type: str
+      sample: admin
+    instance_id:
+      description: The C(instance-id) of the cloud-init seed, null for a root without cloud-init.
+      type: str
+      sample: node2-3f2a9c1d0b4e
 path:
   description: The node's NFS root.
   returned: always
@@ -199,367 +335,12 @@ boot_path:
   sample: /srv/netboot/tftp/1a2b3c4d
 '''
 
-import errno
 import os
-import re
-import shutil
-import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_native
 
-DIGEST_RE = re.compile(r'^[0-9a-f]{64}$')
-HOSTNAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9-]*$')
-# The same expressions as the netboot role's lineinfile tasks, applied the same way: to each line
-# with its line ending (so "\s" also matches the newline).
-FSTAB_RE = re.compile(br'^\s*(/dev/mmcblk\S*|PARTUUID=\S+|UUID=\S+)\s')
-HOSTS_RE = re.compile(br'^127\.0\.1\.1\s')
-KEY_TYPES = ('ed25519', 'ecdsa', 'rsa')
-NEXT_STEP = 'run the netboot role\'s main entry point first (playbooks/bootstrap.yml does)'
-
-
-class Tree(object):
-    """A directory the module writes into (the node's root or its boot directory), never leaving it.
-
-    ``top`` is where the current state is read; ``shown`` is the node's directory, named in
-    messages and diffs. They differ in check mode when a copy is pending: the state after the copy
-    is the image's, so it is read there. ``attrs_known`` False: the copy decides the files' owner
-    and mode (the boot files), so only their content is predicted."""
-
-    def __init__(self, module, top, shown, attrs_known=True):
-        self.module, self.top, self.shown, self.attrs_known = module, top, shown, attrs_known
-        self.real = os.path.realpath(top)
-
-    def resolve(self, rel):
-        """The real path of ``rel`` under the tree, after every symbolic link; fails when it leads out."""
-        return self.inside(os.path.realpath(os.path.join(self.top, rel)), rel)
-
-    def inside(self, real, rel):
-        if real != self.real and not real.startswith(self.real.rstrip(os.sep) + os.sep):
-            self.module.fail_json(msg='%s leads out of %s through a symbolic link (to %s): the node\'s files must stay in its own '
-                                      'root; replace the link with a file or directory, or run with fresh=true to copy the node again'
-                                      % (os.path.join(self.shown, rel), self.shown, real),
-                                  path=self.module.params['path'], boot_path=self.module.params['boot_path'])
-        return real
-
-    def show(self, rel):
-        return os.path.join(self.shown, rel)
-
-
-def _lines(data):
-    """Split like a binary file's readlines(): after each b'\\n', line endings kept."""
-    parts = data.split(b'\n')
-    lines = [part + b'\n' for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
-
-
-def fstab_without_local_disks(data):
-    return b''.join(line for line in _lines(data) if not FSTAB_RE.search(line))
-
-
-def hosts_with_line(data, hostname):
-    """What lineinfile (regexp, line, create) makes of the file: the last matching line is
-    replaced, or the line is appended."""
-    lines = _lines(data or b'')
-    new = to_bytes('127.0.1.1\t%s\n' % hostname)
-    matches = [i for i, line in enumerate(lines) if HOSTS_RE.search(line)]
-    if matches:
-        lines[matches[-1]] = new
-    else:
-        if lines and lines[-1][-1:] not in (b'\n', b'\r'):
-            lines.append(b'\n')
-        lines.append(new)
-    return b''.join(lines)
-
-
-def write_atomic(real, data, mode, uid, gid):
-    """Replace ``real`` (a path without links) by a file with ``data``: a temporary file in the same
-    directory, renamed over it, so the node never sees a half-written file."""
-    directory, name = os.path.split(real)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            os.fchown(f.fileno(), uid, gid)
-            os.fchmod(f.fileno(), mode)
-        os.rename(tmp, real)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _overlap(a, b):
-    a, b = a.rstrip(os.sep) + os.sep, b.rstrip(os.sep) + os.sep
-    return a.startswith(b) or b.startswith(a)
-
-
-class NodeRoot(object):
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
-        self.changes = []
-        self.diffs = []
-
-    def fail(self, msg, **kwargs):
-        self.module.fail_json(msg=msg, path=self.p['path'], boot_path=self.p['boot_path'], **kwargs)
-
-    def change(self, what, diff=None):
-        self.changes.append(what)
-        if diff is not None and self.module._diff:
-            self.diffs.append(diff)
-
-    # --- the arguments, before anything is touched ---
-
-    def unpacked_digest(self):
-        """The digest the netboot role recorded for the unpacked image: the record's first word."""
-        record = os.path.join(self.p['image_dir'], self.p['digest_file'])
-        try:
-            with open(record, 'rb') as f:
-                words = to_text(f.read(), errors='surrogate_or_replace').split()
-        except (IOError, OSError):
-            words = []
-        if not words:
-            self.no_image('%s is missing or empty: no unpacked image in %s' % (record, self.p['image_dir']))
-        return words[0]
-
-    def no_image(self, why):
-        """No unpacked image: a failure, except in check mode, where the main entry point's unpack
-        was only predicted too; then the node would be copied from the image it would unpack."""
-        if not self.check:
-            self.fail('%s; %s. Nothing was changed.' % (why, NEXT_STEP))
-        self.module.warn('%s: in check mode the node is reported as copied from the image the netboot role would unpack' % why)
-        self.module.exit_json(changed=True, copied=True, changes=['copied image (not unpacked yet)'],
-                              path=self.p['path'], boot_path=self.p['boot_path'])
-
-    def validate(self):
-        p = self.p
-        name = p['digest_file']
-        if not name or name in ('.', '..') or os.sep in name:
-            self.fail('digest_file must be a file name in the node\'s root (no "/"), not %r' % name)
-        if not HOSTNAME_RE.match(p['hostname']):
-            self.fail('hostname %r is not a host name: use letters, digits and hyphens, not starting with a hyphen' % p['hostname'])
-        if '\n' in p['cmdline'] or '\r' in p['cmdline']:
-            self.fail('cmdline must be one line (cmdline.txt is read as one line): remove the line breaks, for example with the trim filter')
-        for opt in ('path', 'boot_path', 'image_dir'):
-            if not os.path.isabs(p[opt]):
-                self.fail('%s must be an absolute path, not %r' % (opt, p[opt]))
-            if os.path.realpath(p[opt]) == os.sep:
-                self.fail('%s must not be the root directory /' % opt)
-        real = dict((opt, os.path.realpath(p[opt])) for opt in ('path', 'boot_path', 'image_dir'))
-        for a, b in (('path', 'boot_path'), ('path', 'image_dir'), ('boot_path', 'image_dir')):
-            if _overlap(real[a], real[b]):
-                self.fail('%s (%s) and %s (%s) overlap: each needs a directory of its own' % (a, p[a], b, p[b]))
-        if p['image_digest'] is None:
-            p['image_digest'] = self.unpacked_digest()
-        if not DIGEST_RE.match(p['image_digest']):
-            self.fail('image_digest must be the image\'s SHA-256 as 64 lower-case hexadecimal digits, not %r' % p['image_digest'])
-
-    # --- step 1: the copy ---
-
-    def recorded_digest(self):
-        try:
-            with open(os.path.join(self.p['path'], self.p['digest_file']), 'rb') as f:
-                return to_text(f.read(), errors='surrogate_or_replace').strip()
-        except (IOError, OSError):
-            return ''
-
-    def check_image(self):
-        for part in ('root', 'boot'):
-            d = os.path.join(self.p['image_dir'], part)
-            if not os.path.isdir(d):
-                self.no_image('%s is not a directory: no unpacked image in %s' % (d, self.p['image_dir']))
-
-    def rsync(self, rsync, args, src, dest):
-        cmd = [rsync] + args + [src.rstrip(os.sep) + os.sep, dest.rstrip(os.sep) + os.sep]
-        rc, out, err = self.module.run_command(cmd, expand_user_and_vars=False)
-        if rc != 0:
-            self.fail('rsync from %s to %s failed (rc=%d): %s. The node is copied again on the next run.'
-                      % (src, dest, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err, cmd=cmd)
-
-    def cp(self, src, dest):
-        """A whole tree into an empty directory: cp -a copies in the kernel, rsync pipes every
-        byte through its processes."""
-        cmd = [self.module.get_bin_path('cp', required=True), '-a', '--', os.path.join(src, '.'), dest.rstrip(os.sep) + os.sep]
-        rc, out, err = self.module.run_command(cmd, expand_user_and_vars=False)
-        if rc != 0:
-            self.fail('cp from %s to %s failed (rc=%d): %s. The node is copied again on the next run.'
-                      % (src, dest, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err, cmd=cmd)
-
-    def make_dir(self, d):
-        if not os.path.isdir(d):
-            os.makedirs(d, 0o755)
-            os.chmod(d, 0o755)
-
-    def copy(self, old):
-        p = self.p
-        digest = p['image_digest']
-        # Looked up before anything is removed: a master without rsync keeps the node's old root.
-        rsync = None if self.check else self.module.get_bin_path('rsync', required=True)
-        if p['fresh']:
-            for d in (p['path'], p['boot_path']):
-                if os.path.lexists(d):
-                    self.change('removed %s' % d)
-                    if not self.check:
-                        if os.path.islink(d) or not os.path.isdir(d):
-                            os.unlink(d)
-                        else:
-                            shutil.rmtree(d)
-        self.change('copied image %s' % digest[:12], dict(
-            before_header='%s (image %s)' % (p['path'], old or 'none'),
-            after_header='%s (image %s)' % (p['path'], digest),
-            before='image %s\n' % (old or 'none'),
-            after='image %s%s\n' % (digest, ', fresh copy' if p['fresh'] else '')))
-        if self.check:
-            return
-        empty = not os.path.isdir(p['path']) or not os.listdir(p['path'])
-        for d in (p['path'], p['boot_path']):
-            self.make_dir(d)
-        image = p['image_dir']
-        if empty:
-            self.cp(os.path.join(image, 'root'), p['path'])
-        else:
-            self.rsync(rsync, ['-aHAX', '--checksum', '--numeric-ids', '--delete'], os.path.join(image, 'root'), p['path'])
-        self.rsync(rsync, ['-rlt', '--checksum', '--chmod=D0755,F0644', '--delete'], os.path.join(image, 'boot'), p['boot_path'])
-        # Last: a copy that stopped half-way has no digest file, so the next run copies again.
-        tree = Tree(self.module, p['path'], p['path'])
-        write_atomic(tree.resolve(p['digest_file']), to_bytes(digest + '\n'), 0o644, 0, 0)
-
-    # --- step 2: the identity ---
-
-    def ensure_file(self, tree, rel, what, content, mode=None, create=True):
-        """Give ``rel`` the content that ``content(old bytes or None)`` returns, owner root and
-        ``mode``; mode None keeps the file's owner and mode (as lineinfile does)."""
-        real = tree.resolve(rel)
-        try:
-            st = os.stat(real)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-            st = None
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            self.fail('%s is not a regular file: remove it, or run with fresh=true to copy the node again' % tree.show(rel))
-        if st is None and not create:
-            return
-        before = None
-        if st is not None:
-            with open(real, 'rb') as f:
-                before = f.read()
-        after = content(before)
-        content_changed = before != after
-        attrs_changed = (mode is not None and st is not None and tree.attrs_known
-                         and (stat.S_IMODE(st.st_mode) != mode or st.st_uid != 0 or st.st_gid != 0))
-        if not (content_changed or attrs_changed):
-            return
-        diff = None
-        if content_changed:
-            header = tree.show(rel)
-            diff = dict(before_header=header, after_header=header,
-                        before=to_text(before or b'', errors='surrogate_or_replace'),
-                        after=to_text(after, errors='surrogate_or_replace'))
-        self.change(what, diff)
-        if self.check:
-            return
-        if content_changed:
-            if mode is None:
-                write_atomic(real, after, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
-            else:
-                write_atomic(real, after, mode, 0, 0)
-        else:
-            os.chown(real, 0, 0)
-            os.chmod(real, mode)
-
-    def ensure_dir(self, tree, rel, what, mode):
-        """``rel`` a directory of owner root and ``mode``; missing parents are created the same way
-        (as the file module does)."""
-        real = tree.resolve(rel)
-        if os.path.isdir(real):
-            st = os.stat(real)
-            if stat.S_IMODE(st.st_mode) == mode and st.st_uid == 0 and st.st_gid == 0:
-                return
-            self.change(what)
-            if not self.check:
-                os.chown(real, 0, 0)
-                os.chmod(real, mode)
-            return
-        if os.path.lexists(real):
-            self.fail('%s is not a directory: remove it, or run with fresh=true to copy the node again' % tree.show(rel))
-        self.change(what)
-        if self.check:
-            return
-        current = tree.real
-        for part in os.path.relpath(real, tree.real).split(os.sep):
-            current = os.path.join(current, part)
-            if not os.path.isdir(current):
-                os.mkdir(current, mode)
-                os.chown(current, 0, 0)
-                os.chmod(current, mode)
-
-    def host_keys(self, tree):
-        hostname = self.p['hostname']
-        for key_type in self.p['ssh_key_types']:
-            rel = 'etc/ssh/ssh_host_%s_key' % key_type
-            key = tree.resolve(rel)
-            if os.path.exists(key):
-                continue
-            # ssh-keygen writes <key>.pub beside it: that one must stay in the root too.
-            tree.inside(os.path.realpath(key + '.pub'), rel + '.pub')
-            self.change('ssh host key %s' % key_type)
-            if self.check:
-                continue
-            keygen = self.module.get_bin_path('ssh-keygen', required=True)
-            cmd = [keygen, '-q', '-t', key_type, '-N', '', '-C', 'root@%s' % hostname, '-f', key]
-            rc, out, err = self.module.run_command(cmd, expand_user_and_vars=False)
-            if rc != 0:
-                self.fail('ssh-keygen could not make the %s host key %s (rc=%d): %s'
-                          % (key_type, tree.show(rel), rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
-
-    def identity(self, root, boot):
-        p = self.p
-        hostname = p['hostname']
-        self.ensure_file(boot, 'cmdline.txt', 'cmdline.txt', lambda old: to_bytes(p['cmdline'] + '\n'), 0o644)
-        self.ensure_file(root, 'etc/fstab', '/etc/fstab', fstab_without_local_disks, create=False)
-        self.ensure_file(root, 'etc/hostname', '/etc/hostname', lambda old: to_bytes(hostname + '\n'), 0o644)
-        self.ensure_file(root, 'etc/hosts', '/etc/hosts', lambda old: hosts_with_line(old, hostname), 0o644)
-        self.ensure_dir(root, 'etc/ssh', '/etc/ssh', 0o755)
-        self.host_keys(root)
-        if p['authorized_keys']:
-            keys = to_bytes('\n'.join(p['authorized_keys']) + '\n')
-            self.ensure_dir(root, 'root/.ssh', '/root/.ssh', 0o700)
-            self.ensure_file(root, 'root/.ssh/authorized_keys', '/root/.ssh/authorized_keys', lambda old: keys, 0o600)
-
-    def run(self):
-        p = self.p
-        self.validate()
-        old = self.recorded_digest()
-        copied = p['fresh'] or old != p['image_digest']
-        if copied:
-            self.check_image()
-            self.copy(old)
-        elif not os.path.isdir(p['boot_path']):
-            self.fail('%s does not exist although the node\'s root %s holds image %s: copy the node again with fresh=true '
-                      '(the netboot role\'s reset_root entry point)' % (p['boot_path'], p['path'], p['image_digest'][:12]))
-        if copied and self.check:
-            # Nothing was copied: after the copy the node's files would be the image's.
-            image = p['image_dir']
-            # rsync -a keeps the root's owners and modes; the boot files get root and --chmod.
-            root = Tree(self.module, os.path.join(image, 'root'), p['path'])
-            boot = Tree(self.module, os.path.join(image, 'boot'), p['boot_path'], attrs_known=False)
-        else:
-            root = Tree(self.module, p['path'], p['path'])
-            boot = Tree(self.module, p['boot_path'], p['boot_path'])
-        if os.path.isdir(os.path.join(root.top, 'etc')):
-            self.identity(root, boot)
-        result = dict(changed=bool(self.changes), copied=copied, changes=self.changes, path=p['path'], boot_path=p['boot_path'])
-        if self.module._diff:
-            result['diff'] = self.diffs
-        return result
+from ansible_collections.turingpi.cluster.plugins.module_utils import _netboot_root as netboot
 
 
 def main():
@@ -572,18 +353,53 @@ def main():
             digest_file=dict(type='str', default='.turingpi-netboot-image'),
             hostname=dict(type='str', required=True),
             cmdline=dict(type='str', required=True),
-            ssh_key_types=dict(type='list', elements='str', choices=list(KEY_TYPES), default=list(KEY_TYPES), no_log=False),
+            ssh_key_types=dict(type='list', elements='str', choices=list(netboot.KEY_TYPES), default=list(netboot.KEY_TYPES),
+                               no_log=False),
             authorized_keys=dict(type='list', elements='str', default=[], no_log=False),
             fresh=dict(type='bool', default=False),
+            cmdline_params=dict(type='list', elements='str', default=list(netboot.CMDLINE_PARAMS)),
+            admin_user=dict(type='str'),
+            admin_password_hash=dict(type='str', no_log=True),
+            admin_ssh_keys=dict(type='list', elements='str', default=[], no_log=False),
         ),
         supports_check_mode=True,
     )
-    node = NodeRoot(module)
+    p = module.params
+    where = dict(path=p['path'], boot_path=p['boot_path'])
+    node = netboot.NodeRoot(p, module, check_mode=module.check_mode, diff=module._diff)
     try:
-        result = node.run()
+        node.validate()
+        old = node.recorded_digest()
+        copied = p['fresh'] or old != p['image_digest']
+        if copied:
+            node.check_image()
+            node.copy(old)
+        elif not os.path.isdir(p['boot_path']):
+            module.fail_json(msg='%s does not exist although the node\'s root %s holds image %s: copy the node again with fresh=true '
+                                 '(the netboot role\'s reset_root entry point)' % (p['boot_path'], p['path'], p['image_digest'][:12]),
+                             **where)
+        root, boot = node.trees(copied)
+        if root.has_dir('etc'):
+            node.identity(root, boot, copied)
+    except netboot.NoImageError as exc:
+        # In check mode the netboot role's unpack was only predicted: the node would be copied from
+        # the image it would unpack.
+        if not module.check_mode:
+            module.fail_json(msg='%s; %s. Nothing was changed.' % (exc.msg, netboot.NEXT_STEP), **where)
+        module.warn('%s: in check mode the node is reported as copied from the image the netboot role would unpack' % exc.msg)
+        module.exit_json(changed=True, copied=True, changes=['copied image (not unpacked yet)'], host_keys=[],
+                         first_boot=node.first_boot, **where)
+    except netboot.NetbootRootError as exc:
+        module.fail_json(msg=exc.msg, **dict(where, **exc.details))
     except (IOError, OSError) as exc:
-        node.fail('cannot prepare the node\'s root: %s (the module runs as root on the netboot server; '
-                  'the next run goes on from here)' % to_native(exc), changes=node.changes)
+        module.fail_json(msg='cannot prepare the node\'s root: %s (the module runs as root on the netboot server; '
+                             'the next run goes on from here)' % to_native(exc), changes=node.changes, **where)
+    for warning in node.warnings:
+        module.warn(warning)
+    result = dict(changed=bool(node.changes), copied=copied, changes=node.changes, host_keys=node.host_key_info,
+                  first_boot=node.first_boot, **where)
+    if module._diff:
+        result['diff'] = node.diffs
     module.exit_json(**result)
 
 

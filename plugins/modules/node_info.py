@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: node_info
 short_description: Read what a cluster node is and how it is set up, in one pass
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - On a compute module (or any Linux host that plays one), reads what the C(turingpi.cluster.node) role needs
     to decide what to change, and what C(playbooks/bootstrap.yml) checks afterwards. The module's serial number
@@ -62,20 +62,9 @@ options:
         (C(dpkg-query), C(rpm), C(systemctl)) always ask the running system.
     type: path
     default: /
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without changing anything.
-    support: full
-    details:
-      - The module only reads, so it returns the same in check mode.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: N/A
-    details:
-      - The module changes nothing.
-  idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
-    support: full
+extends_documentation_fragment:
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.INFO_MODULE
 notes:
   - The serial number comes from C(/proc/cpuinfo) or the device tree; containers and virtual machines have none
     and return an empty string.

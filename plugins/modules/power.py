@@ -34,6 +34,8 @@ options:
       - The power state for O(node).
       - V(restarted) switches a node off, holds it off for O(off_time) seconds and switches it on
         again (a node that is off is only switched on). It always reports a change.
+      - If anything fails while a restarted node is off, the module switches it back on before it
+        fails, and its message says whether that worked.
     type: str
     choices: ['on', 'off', 'restarted']
     default: 'on'
@@ -47,12 +49,17 @@ options:
     description:
       - V(false) writes the volatile shadow register only (the DS4520's SEE bit set). The board
         powers up as before after it loses power, and the EEPROM is not worn.
+      - The SEE bit (register 0xF4) is written only right before a write to 0xF2, so a run that
+        needs no power change writes nothing and reports no change.
       - V(true) writes the EEPROM too, so the board powers up in this state. Each write costs one
         of the chip's about 50,000 EEPROM cycles; a restart costs two.
     type: bool
     default: false
   off_time:
-    description: Seconds a restarted node is held off.
+    description:
+      - Seconds a restarted node is held off, from V(0) to V(300). Checked before anything is written.
+      - The bus lock is held meanwhile, so other plays on this node wait that long for the bus.
+      - No minimum off time is documented for the board; community scripts hold a node off 1 to 2 seconds.
     type: float
     default: 2.0
   force:
@@ -64,13 +71,10 @@ options:
     default: false
 extends_documentation_fragment:
   - turingpi.cluster._cmb
-  - turingpi.cluster._cmb.ATTRIBUTES
   - turingpi.cluster._cmb.ACTIONGROUP_CMB
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.FULL
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
   idempotent:
     support: partial
     details:
@@ -106,6 +110,10 @@ EXAMPLES = r'''
     node: 5
     state: restarted
     off_time: 3
+
+- name: Create a virtual board (only turingpi.cluster.virtual_board creates one)
+  turingpi.cluster.virtual_board:
+    path: /tmp/turingpi-board.json
 
 - name: Try it on the virtual board, no hardware needed
   turingpi.cluster.power:
@@ -175,15 +183,17 @@ def main():
         desired = power.desired_from_params(params['node'], params['state'], params['nodes'])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    if params['off_time'] < 0:
-        module.fail_json(msg='off_time must be 0 or more seconds, not %s' % params['off_time'])
+    try:
+        off_time = power.check_off_time(params['off_time'])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
 
     with module.bus() as bus:
         control, config, status = power.read_state(bus)
         plan = power.PowerPlan(control, config, desired, params['persist'])
         plan.check_safety(params['force'])
         if plan.changed and not module.check_mode:
-            power.apply(bus, plan, params['off_time'])
+            power.apply(bus, plan, off_time)
             control, config, status = power.read_state(bus)
         elif plan.changed:
             control, status = plan.after, None

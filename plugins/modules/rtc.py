@@ -50,15 +50,11 @@ options:
     default: auto
 extends_documentation_fragment:
   - turingpi.cluster._cmb
-  - turingpi.cluster._cmb.ATTRIBUTES
   - turingpi.cluster._cmb.ACTIONGROUP_CMB
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.FULL
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
   idempotent:
-    support: full
     details:
       - Within O(tolerance) of a running clock.
 seealso:
@@ -70,7 +66,7 @@ EXAMPLES = r'''
   turingpi.cluster.rtc:
   become: true
 
-- name: Seed the clock with a known time on the virtual board
+- name: Seed the clock with a known time on a virtual board (made by turingpi.cluster.virtual_board)
   turingpi.cluster.rtc:
     bus: virtual:/tmp/turingpi-board.json
     time: '2026-01-01 00:00:00'

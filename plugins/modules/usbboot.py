@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: usbboot
 short_description: Boot a compute module in flash mode into USB mass storage with rpiboot
-version_added: 1.1.0
+version_added: 1.0.0
 description:
   - On the workstation the board's micro-USB port is connected to, runs C(rpiboot) for the compute
     module in slot 1 (jumper in flash position), waits for its eMMC to appear as a USB disk and
@@ -64,18 +64,14 @@ options:
     description: Directory of the device nodes; the returned device is this plus the disk name.
     type: path
     default: /dev
+extends_documentation_fragment:
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.NO_DIFF
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without changing anything.
-    support: full
     details:
       - Reports whether C(rpiboot) would run; returns the disk only when it is already there.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
   idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
-    support: full
     details:
       - Once the module is in mass-storage mode, further runs return the same disk unchanged.
 notes:

@@ -16,11 +16,15 @@ description:
   - Stores a small value (for example the board's name and cluster id) on the board itself, in
     the 64 byte EEPROM of the DS4520 I/O expander and/or the 64 byte battery-backed SRAM of the
     MCP7940N clock.
-  - The value is kept as compact JSON behind a header and a CRC-16, so a write that was
-    interrupted is detected and reported as corrupt rather than read as data. At most 58 bytes
-    of JSON fit.
+  - The value is kept as compact JSON behind a header and a CRC-16. At most 58 bytes of JSON fit.
   - Reads first and writes only the 8 byte pages that differ, then reads back and verifies.
     EEPROM pages are written one at a time, waiting out the chip's write cycle.
+  - "Write order: a change of one page is one page write. A change of several pages first writes the
+    header page (bytes 0-7) marked as being written, then the other changed pages, and the header
+    page with its final content last (so the header page is written twice). A run interrupted
+    before its first write leaves the old record; one interrupted later leaves a record that reads
+    as V(torn) (never as data), and the next run writes what is missing. The CRC catches a page
+    torn inside its own write cycle (V(corrupt))."
   - Read the stored values with M(turingpi.cluster.cmb_info).
 author:
   - Turing Pi cluster maintainers (@turingpi-cluster)
@@ -45,15 +49,9 @@ options:
     default: present
 extends_documentation_fragment:
   - turingpi.cluster._cmb
-  - turingpi.cluster._cmb.ATTRIBUTES
   - turingpi.cluster._cmb.ACTIONGROUP_CMB
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.FULL
 seealso:
   - module: turingpi.cluster.cmb_info
 '''
@@ -79,13 +77,22 @@ areas:
   type: dict
   contains:
     before:
-      description: The decoded content before, with C(state) one of V(empty), V(valid), V(corrupt), V(foreign).
+      description:
+        - The decoded content before, with C(state) one of V(empty), V(valid), V(torn) (a write was
+          interrupted), V(corrupt) (the checksum fails), V(foreign) (not written by this collection).
+        - C(reason) says why for V(torn), V(corrupt) and V(foreign).
       type: dict
     after:
       description: The decoded content after.
       type: dict
     pages_written:
-      description: Offsets of the 8 byte pages that were (or would be) written.
+      description: Offsets of the 8 byte pages whose content was (or would be) changed.
+      type: list
+      elements: int
+    page_writes:
+      description:
+        - The page writes, by offset, in the order they were (or would be) made.
+        - The header page V(0) comes first (marked as being written) and last when several pages change.
       type: list
       elements: int
   sample:
@@ -93,6 +100,7 @@ areas:
       before: {state: empty, data: null}
       after: {state: valid, data: {name: rack-a}}
       pages_written: [0, 8]
+      page_writes: [0, 8, 0]
 bytes:
   description: Size of the stored record (header, JSON and checksum).
   returned: when O(state=present)
@@ -132,14 +140,17 @@ def main():
     changed = False
     with module.bus() as bus:
         current = dict((area, memory.read_image(bus, area)) for area in areas)
+        writes = {}
         for area in areas:
-            pages = memory.changed_pages(area, current[area], wanted[area])
-            results[area] = dict(before=memory.decode(area, current[area]), pages_written=pages)
-            changed = changed or bool(pages)
+            writes[area] = memory.plan_writes(area, current[area], wanted[area])
+            results[area] = dict(before=memory.decode(area, current[area]),
+                                 pages_written=memory.changed_pages(area, current[area], wanted[area]),
+                                 page_writes=[offset for offset, dummy in writes[area]])
+            changed = changed or bool(writes[area])
         if changed and not module.check_mode:
             for area in areas:
-                if results[area]['pages_written']:
-                    memory.write_pages(bus, area, wanted[area], results[area]['pages_written'])
+                if writes[area]:
+                    memory.write_record(bus, area, writes[area], wanted[area])
     for area in areas:
         results[area]['after'] = memory.decode(area, wanted[area])
 

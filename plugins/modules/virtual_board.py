@@ -17,6 +17,8 @@ description:
     board's DS4520 I/O expander, MCP7940N clock and switch that the CMB modules use when given
     O(turingpi.cluster.power#module:bus=virtual:/path/to/board.json).
   - For tests, demos and labs without hardware. It never touches a real bus.
+  - It is the only module that creates a board. The CMB modules fail on a state file that does not
+    exist, and write nothing.
   - The board is modelled after the chips' datasheets, including the EEPROM write cycle, the
     SEE shadow, the read-only status register and a clock that keeps running between runs.
 author:
@@ -55,12 +57,9 @@ options:
     type: float
     default: 1.0
 extends_documentation_fragment:
-  - turingpi.cluster._cmb.ATTRIBUTES
+  - turingpi.cluster._attributes
+  - turingpi.cluster._attributes.NO_DIFF
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
   idempotent:
     support: partial
     details:
@@ -160,7 +159,7 @@ def main():
 
     changed = not os.path.exists(path) or params['state'] in ('power_cycled', 'reset')
     try:
-        with vb.transaction(path) as vboard:
+        with vb.transaction(path, create=True) as vboard:
             if params['state'] == 'reset':
                 vboard.state = vb.default_state()
             for option in HARDWARE_OPTIONS:

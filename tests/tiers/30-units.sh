@@ -7,6 +7,10 @@ set -euo pipefail
 for pair in $TP_CONTROLLERS; do
     core=${pair%%:*} py=${pair##*:}
     tree=$(tp_ansible_test_tree "units-$core")
+    # ansible-test passes no environment through: the netboot_root tests build their roots from the
+    # real first-boot code in shared/realworld (beside the collection), found through this file.
+    mkdir -p "$tree/tests/output"
+    realpath "$TP_ROOT/../shared/realworld" > "$tree/tests/output/realworld-path"
     echo "--- ansible-test units, ansible-core $core, Python $py"
     rc=0
     (cd "$tree" && PATH=$TP_TMP/venv-$core/bin:$PATH ansible-test units --python "$py" --color no --requirements) || rc=$?

@@ -52,7 +52,7 @@ playbook() {  # log name, playbook args...
 tests/lab/lab down >/dev/null 2>&1
 echo "--- the virtual Turing Pi, every node off"
 tests/lab/lab board-up 6 || { echo "80-e2e: the lab did not come up"; exit 1; }
-# 0x02: the master's bit only (hardware.md: node 1 = bit 1; bit 0 is unused).
+# 0x02: the master's bit only (docs/hardware.md "DS4520 at 0x57": node 1 = bit 1; bit 0 is unused).
 check "only the master has power" [ "$(( $(power_reg) & 0xFE ))" = 2 ]
 check "no node machine runs" [ "$(running)" = "node1 " ]
 

@@ -9,14 +9,14 @@ __metaclass__ = type
 
 import json
 import os
-import threading
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.turingpi.cluster.plugins.module_utils import _cmb_module
-from ansible_collections.turingpi.cluster.plugins.module_utils import _image
+from ansible_collections.turingpi.cluster.plugins.module_utils._image import digest as image_digest
+from ansible_collections.turingpi.cluster.plugins.module_utils import _virtual_board
 from ansible_collections.turingpi.cluster.plugins.module_utils._virtual_board import VirtualBus
 
 
@@ -42,7 +42,10 @@ class RecordingBus(VirtualBus):
 
 @pytest.fixture
 def board_path(tmp_path):
-    return str(tmp_path / 'board.json')
+    """A virtual board fresh from the factory (as turingpi.cluster.virtual_board creates it)."""
+    path = str(tmp_path / 'board.json')
+    _virtual_board.save_state(path, _virtual_board.default_state())
+    return path
 
 
 @pytest.fixture
@@ -110,14 +113,12 @@ def sysfs(tmp_path):
     return FakeSysfs(tmp_path / 'sys')
 
 
-class DigestWhenWaited(_image._DigestJob):
+class DigestWhenWaited(image_digest.DigestJob):
     """The image's SHA-256, computed only when the engine waits for it: the slowest possible hash
     (a large image on a fast target)."""
 
-    def __init__(self, path):  # pylint: disable=super-init-not-called
-        self.path, self.digest, self.error = path, None, None
-        self.stop, self.done = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._run)
+    def _start(self):
+        pass
 
     def result(self):
         if not self.thread.is_alive() and not self.done.is_set():
@@ -128,4 +129,4 @@ class DigestWhenWaited(_image._DigestJob):
 @pytest.fixture
 def digest_when_waited(monkeypatch):
     """image_write's digest thread replaced by one that hashes only when waited for."""
-    monkeypatch.setattr(_image, '_DigestJob', DigestWhenWaited)
+    monkeypatch.setattr(image_digest, 'DigestJob', DigestWhenWaited)

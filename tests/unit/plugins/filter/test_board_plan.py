@@ -29,7 +29,7 @@ from ansible_collections.turingpi.cluster.plugins.module_utils._board_model impo
 from ansible_collections.turingpi.cluster.plugins.test.valid_hostname import TestModule
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..')
-EXAMPLES = os.path.join(ROOT, 'examples', 'inventory')
+EXAMPLES_DIR = os.path.join(ROOT, 'examples', 'inventory')
 
 
 def inventory_plan(path):
@@ -97,8 +97,8 @@ def test_one_master_and_nodes_without_board_are_one_board(tmp_path):
 
 
 def test_board_file_and_static_example_give_the_same_plan():
-    from_plugin = inventory_plan(os.path.join(EXAMPLES, 'board.turingpi.yml'))
-    from_static = inventory_plan(os.path.join(EXAMPLES, 'static.yml'))
+    from_plugin = inventory_plan(os.path.join(EXAMPLES_DIR, 'board.turingpi.yml'))
+    from_static = inventory_plan(os.path.join(EXAMPLES_DIR, 'static.yml'))
     assert from_plugin == from_static
     master = from_plugin['masters']['tp-master']
     assert master['router_nodes'] == [
@@ -222,3 +222,25 @@ def test_node_names_refuses_other_types():
     with pytest.raises(AnsibleFilterError) as exc:
         _node_names({'node3': 1})
     assert str(exc.value) == "expected node names as a comma-separated string or a list, got {'node3': 1}"
+
+
+def test_delegated_netboot_settings_are_the_ones_the_role_uses():
+    """playbooks/vars/netboot_on_master.yml passes the master's settings to the role's node_root and
+    reset_root entry points: every netboot_* variable those tasks read (and no other), each a
+    default of the role, so the plan has a value for it."""
+    import re
+    role = os.path.join(ROOT, 'roles', 'netboot')
+    used = set()
+    for name in ('tasks/node_root.yml', 'tasks/reset_root.yml', 'tasks/node.yml', 'templates/cmdline.txt.j2', 'vars/main.yml'):
+        with open(os.path.join(role, name)) as stream:
+            used.update(re.findall(r'(?<![.\w])(netboot_[a-z][a-z0-9_]*)', stream.read()))
+    # What the entry points take as their own input (the nodes), not a master setting.
+    used -= {'netboot_node', 'netboot_root_nodes', 'netboot_reset_nodes', 'netboot_dnsmasq_conf_dir'}
+    with open(os.path.join(ROOT, 'playbooks', 'vars', 'netboot_on_master.yml')) as stream:
+        passed = set(k for k in yaml.safe_load(stream) if k.startswith('netboot_'))
+    with open(os.path.join(role, 'defaults', 'main.yml')) as stream:
+        defaults = yaml.safe_load(stream)
+    assert passed == used
+    assert passed <= set(defaults)
+    plan = board_plan({'m': {}, 'n2': {'turingpi_slot': 2}}, {'turingpi_master': ['m'], 'turingpi_nodes': ['n2']})
+    assert passed <= set(plan['masters']['m']['netboot'])

@@ -21,7 +21,7 @@ def test_every_bit_but_bit0_is_a_node():
 
 
 def test_documented_status_example():
-    # hardware.md: 0x0e means slots 1-3 populated and on
+    # docs/hardware.md "DS4520 at 0x57": 0x0e means slots 1-3 populated and on
     assert board.nodes_in(0x0E) == [1, 2, 3]
 
 

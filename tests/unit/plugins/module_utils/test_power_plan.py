@@ -20,8 +20,8 @@ SEE = 0x01
     (0xFF, SEE, {5: 'off', 6: 'off', 7: 'off'}, False, [0x1F], SEE),
     # volatile wanted but SEE is 0: set SEE first, then write
     (0xFF, 0x00, {2: 'off'}, False, [0xFB], SEE),
-    # volatile wanted, SEE 0, already in state: only SEE changes
-    (0xFB, 0x00, {2: 'off'}, False, [], SEE),
+    # volatile wanted, SEE 0, already in state: SEE is set only before a 0xF2 write, so nothing
+    (0xFB, 0x00, {2: 'off'}, False, [], 0x00),
     # persistent wanted after volatile writes: the EEPROM copy is unknown, so commit it
     (0xFB, SEE, {2: 'off'}, True, [0xFB], 0x00),
     # persistent and SEE already 0: the EEPROM copy equals the shadow
@@ -37,7 +37,26 @@ def test_plan(control, config, desired, persist, writes, config_after):
     plan = power.PowerPlan(control, config, desired, persist)
     assert plan.writes == writes
     assert plan.config_after == config_after
-    assert plan.changed == bool(writes or config_after != config)
+    assert plan.changed == bool(writes)
+    assert plan.config_changes == (config_after != config)
+
+
+@pytest.mark.parametrize('value', [0, 0.2, 2, '2.5', 300])
+def test_off_time_in_range(value):
+    assert power.check_off_time(value) == float(value)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), float('-inf'), 1e300, 300.001, -0.5, 'nan'])
+def test_off_time_out_of_range(value):
+    with pytest.raises(ValueError) as exc:
+        power.check_off_time(value)
+    assert str(exc.value) == 'off_time must be from 0 to 300 seconds, not %s' % value
+
+
+def test_off_time_not_a_number():
+    with pytest.raises(ValueError) as exc:
+        power.check_off_time('soon')
+    assert str(exc.value) == "off_time must be a number of seconds, not 'soon'"
 
 
 def test_plan_never_looks_at_status():

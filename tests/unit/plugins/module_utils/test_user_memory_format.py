@@ -53,3 +53,43 @@ def test_only_differing_pages():
     after = memory.encode('eeprom', {'name': 'rack-b'})
     # {"name":"rack-a"} is 17 bytes at offset 4; 'a' at 19, CRC at 21-22: pages 16 only
     assert memory.changed_pages('eeprom', before, after) == [16]
+
+
+def test_a_header_marked_as_being_written_reads_as_torn():
+    image = memory.encode('eeprom', {'name': 'rack-a'})
+    image[2] |= memory.WRITING
+    assert memory.decode('eeprom', image) == {
+        'state': 'torn', 'data': None,
+        'reason': 'a write of this record was interrupted (its header still says it is being written): write it '
+                  'again with turingpi.cluster.user_memory'}
+
+
+@pytest.mark.parametrize('area', ['eeprom', 'sram'])
+def test_several_pages_header_marked_first_and_written_last(area):
+    before = memory.erased_image(area)
+    after = memory.encode(area, {'name': 'rack-a'})  # 4 + 17 + 2 = 23 bytes: pages 0, 8, 16
+    marked = bytearray(b'TP\x81') + after[3:8]
+    assert memory.plan_writes(area, before, after) == [(0, marked), (8, after[8:16]), (16, after[16:24]), (0, after[0:8])]
+
+
+def test_a_header_already_marked_is_not_marked_again():
+    after = memory.encode('eeprom', {'name': 'rack-a'})
+    torn = memory.erased_image('eeprom')
+    torn[0:8] = memory.marked_header('eeprom', after)
+    torn[8:16] = after[8:16]
+    assert memory.plan_writes('eeprom', torn, after) == [(16, after[16:24]), (0, after[0:8])]
+
+
+def test_erasing_several_pages_marks_the_header_too():
+    before = memory.encode('sram', {'name': 'rack-a'})
+    after = memory.erased_image('sram')
+    plan = memory.plan_writes('sram', before, after)
+    assert [offset for offset, data in plan] == [0, 8, 16, 0]
+    assert memory.decode('sram', bytearray(plan[0][1]) + before[8:])['state'] == 'torn'
+
+
+def test_one_page_is_written_alone():
+    before = memory.encode('eeprom', {'name': 'rack-a'})
+    after = memory.encode('eeprom', {'name': 'rack-b'})
+    assert memory.plan_writes('eeprom', before, after) == [(16, after[16:24])]
+    assert memory.plan_writes('eeprom', after, after) == []

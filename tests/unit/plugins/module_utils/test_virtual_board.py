@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import datetime
 import errno
+import os
 
 import pytest
 
@@ -197,6 +198,7 @@ def test_12_hour_mode_is_decoded():
 
 def test_state_is_shared_between_bus_objects(tmp_path):
     path = str(tmp_path / 'board.json')
+    vb.save_state(path, vb.default_state())
     one, two = vb.VirtualBus(path), vb.VirtualBus(path)
     one.write(DS, 0xF4, [0x01])
     one.write(DS, 0xF2, [0xAB])
@@ -211,3 +213,25 @@ def test_a_file_that_is_not_a_board_is_refused(tmp_path, content):
         vb.VirtualBus(str(path)).read(DS, 0xF2, 1)
     assert 'is not a virtual Turing Pi board state' in str(exc.value)
     assert path.read_text() == content  # left as it was
+
+
+def test_only_a_creating_transaction_makes_a_board(tmp_path):
+    path = str(tmp_path / 'board.json')
+    with pytest.raises(vb.BoardNotFoundError) as exc:
+        with vb.transaction(path):
+            pass
+    assert 'only turingpi.cluster.virtual_board creates boards' in str(exc.value)
+    assert os.listdir(str(tmp_path)) == []  # not even the transaction's lock file
+    with vb.transaction(path, create=True) as chip:
+        assert chip.read(DS, 0xF2, 1) == [0xFF]
+    assert vb.load_state(path)['format'] == vb.STATE_FORMAT
+
+
+def test_a_board_removed_under_a_bus_is_not_made_again(tmp_path):
+    path = str(tmp_path / 'board.json')
+    vb.save_state(path, vb.default_state())
+    bus = vb.VirtualBus(path)
+    os.remove(path)
+    with pytest.raises(vb.BoardNotFoundError):
+        bus.read(DS, 0xF2, 1)
+    assert not os.path.exists(path)

@@ -8,10 +8,21 @@ __metaclass__ = type
 
 import gzip
 import hashlib
+import os
+
+import pytest
 
 from ansible_collections.turingpi.cluster.plugins.modules import image_write
 
 BS = 4096
+
+
+@pytest.fixture(autouse=True)
+def memo_dir(tmp_path, monkeypatch):
+    """The module remembers digests in a directory of the test's own."""
+    path = str(tmp_path / 'memo')
+    monkeypatch.setattr(image_write, 'default_memo_dir', lambda: path)
+    return path
 
 
 def image_bytes(size=64 * 1024):
@@ -47,6 +58,43 @@ def test_write_then_idempotent(tmp_path, run_module):
     rc, result = run_module(image_write, args(src, dest, 'sha256:' + digest.upper()))
     assert rc == 0 and not result['changed']
     assert (result['bytes_written'], result['bytes_skipped'], result['bytes_read']) == (0, len(data), len(data))
+
+
+def test_digest_is_remembered_until_the_file_changes(tmp_path, run_module, memo_dir):
+    """The second module written from one file skips the hash; a byte changed with the mtime put
+    back is found, and the run fails with nothing written."""
+    data, src, dest, digest = setup(tmp_path)
+    rc, first = run_module(image_write, args(src, dest, digest))
+    assert rc == 0 and not first['digest_cached'] and len(os.listdir(memo_dir)) == 1
+    dest2 = str(tmp_path / 'dest2.img')
+    rc, second = run_module(image_write, args(src, dest2, digest))
+    assert rc == 0 and second['digest_cached'] and second['bytes_written'] == len(data)
+    # digest_cache: another directory, which knows nothing yet
+    cache = tmp_path / 'cache'
+    rc, other = run_module(image_write, args(src, str(tmp_path / 'dest4.img'), digest, digest_cache=str(cache)))
+    assert rc == 0 and not other['digest_cached'] and len(os.listdir(str(cache))) == 1
+    st = os.stat(src)
+    with open(src, 'r+b') as f:
+        f.write(b'\0')
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rc, third = run_module(image_write, args(src, str(tmp_path / 'dest3.img'), digest))
+    assert rc == 1 and third['msg'].endswith('the image is corrupt, incomplete or not the one you meant; nothing was written')
+    assert not os.path.exists(str(tmp_path / 'dest3.img')) or os.path.getsize(str(tmp_path / 'dest3.img')) == 0
+
+
+def test_truncated_gzip_message_says_what_was_written(tmp_path, run_module):
+    data = image_bytes(256 * 1024)
+    packed = gzip.compress(data)
+    (tmp_path / 'cut.gz').write_bytes(packed[:len(packed) // 2])
+    dest = tmp_path / 'dest.img'
+    dest.write_bytes(b'\xee' * len(data))
+    rc, result = run_module(image_write, args(str(tmp_path / 'cut.gz'), str(dest), 'skip'))
+    out = dest.read_bytes()
+    written = sum(BS for i in range(0, len(out), BS) if out[i:i + BS] != b'\xee' * BS)
+    assert rc == 1 and 0 < written < len(data)
+    assert result['msg'].startswith('src ended early at image byte ')
+    assert result['msg'].endswith('; %.1f KiB (%d bytes) of dest %s were already written: the target now holds part of an image; '
+                                  'write it again before booting it' % (written / 1024.0, written, dest))
 
 
 def test_check_mode_and_diff(tmp_path, run_module):
