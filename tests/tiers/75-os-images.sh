@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Tier 75: the OS images users flash, as lab images (tests/lab/os-image.sh, docs/os-images.md),
+# checked from outside the way a user meets them on a board. Per family:
+#  1. the image as released, booted untouched: its own network manager leases an address, SSH
+#     does not answer, no account can log in, the first-boot units ran;
+#  2. a copy with the family's first-boot input on its firmware partition (Raspberry Pi OS:
+#     `ssh` and `userconf.txt` for user admin with a SHA-512 crypt password): SSH answers with
+#     host keys made on this boot, admin logs in with the password, the input files are consumed
+#     as the real code does, the address came from the image's own network manager; booted a
+#     second time, nothing first-boot happens again.
+# Images are built once and cached (a cold build takes minutes: docs/os-images.md). Machines,
+# namespaces and mounts are removed at the end; the tier fails if the host is not as found.
+#   TP_OSI_FAMILIES="raspios-bookworm"   the families to test (default: all finished ones)
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+. tests/lib/env.sh
+[ "$(id -u)" = 0 ] || { echo "75-os-images: must run as root (network namespaces, nspawn, loop mounts)"; exit 1; }
+for c in sshpass dnsmasq mcopy debootstrap systemd-nspawn openssl ssh-keyscan; do
+    command -v "$c" >/dev/null || { echo "75-os-images: $c is missing: run tests/setup"; exit 1; }
+done
+
+# Machines of this tier live under a prefix of their own (namespaces tpost-*).
+export TP_OSI_PREFIX=${TP_OSI_PREFIX:-tpost}
+OSI=tests/lab/os-image.sh
+WORK=$TP_TMP/os-images-tier
+# ubuntu-24.04 is not finished (docs/os-images.md): run it with TP_OSI_FAMILIES=ubuntu-24.04.
+FAMILIES=${TP_OSI_FAMILIES:-raspios-bookworm raspios-bullseye}
+
+. tests/lib/checks.sh
+passes=0
+ok() { echo "ok: $*"; passes=$((passes + 1)); }
+state() {  # what this tier may leave behind (not the lab's tplab-*: others may run it meanwhile)
+    echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+    ls -d /sys/fs/cgroup/"$TP_OSI_PREFIX" /sys/fs/cgroup/*/"$TP_OSI_PREFIX" 2>/dev/null || true
+    ip netns list | awk '{print $1}' | grep "^$TP_OSI_PREFIX-" || true
+    grep -F "$TP_TMP/lab/os-images" /proc/mounts || true
+    losetup -n -l -O BACK-FILE 2>/dev/null | grep -F "$TP_TMP" || true
+}
+before=$(state)
+cleanup() { "$OSI" down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cleanup
+mkdir -p "$WORK"
+
+PASSWORD='Lab-pass-75'
+ssh_opts=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5)
+on_switch() { ip netns exec "$TP_OSI_PREFIX-sw" "$@"; }
+port_open() { on_switch timeout 3 bash -c "exec 3<>/dev/tcp/$1/22" 2>/dev/null; }
+port_refused() {  # refused by the machine's kernel: it is up, nothing listens
+    local out; out=$(on_switch timeout 3 bash -c "exec 3<>/dev/tcp/$1/22" 2>&1); [[ $out == *refused* ]]
+}
+wait_port() { local _; for _ in $(seq 60); do port_open "$1" && return 0; sleep 0.5; done; return 1; }
+with_password() {  # user address command
+    on_switch sshpass -p "$PASSWORD" ssh "${ssh_opts[@]}" -o PubkeyAuthentication=no \
+        -o PreferredAuthentications=password,keyboard-interactive "$1@$2" "$3"
+}
+# The host keys a machine serves, as fingerprints (what a controller's known_hosts would pin).
+served_keys() { on_switch ssh-keyscan -T 5 "$1" 2>/dev/null | ssh-keygen -lf - 2>/dev/null | awk '{print $2}' | sort; }
+in_machine() { "$OSI" exec "$@"; }
+# Processes in the machine's network namespace that can run DHCP, by name.
+dhcp_clients() {
+    local pid
+    for pid in $(ip netns pids "$TP_OSI_PREFIX-$1"); do cat "/proc/$pid/comm"; done \
+        | grep -xE 'NetworkManager|dhcpcd|dhclient|systemd-network|udhcpc|cloud-init' | sort -u | tr '\n' ' '
+}
+# The image's root partition has no /etc/ssh/ssh_host_* (read with debugfs, nothing mounted).
+no_host_keys_in() {
+    local start
+    start=$(sfdisk -d "$1" | sed -n 's/.*start= *\([0-9]*\),.*type=83.*/\1/p')
+    debugfs -R 'ls /etc/ssh' "$1?offset=$((start * 512))" 2>/dev/null | grep -q sshd_config || return 1
+    ! debugfs -R 'ls /etc/ssh' "$1?offset=$((start * 512))" 2>/dev/null | grep -q ssh_host_
+}
+leased() { [ -n "$2" ] && [ "$("$OSI" address "$1")" = "$2" ]; }
+eth0_has() { ip -n "$TP_OSI_PREFIX-$1" -4 addr show eth0 | grep -q "inet $2/24 "; }
+logins_refused() {  # address user...
+    local a=$1 u; shift
+    for u in "$@"; do with_password "$u" "$a" true 2>/dev/null && return 1; done
+    return 0
+}
+# The machine's own network manager reports the address (asked over SSH as admin).
+manager_has() {
+    local q
+    case "$1" in
+        NetworkManager) q='nmcli -g IP4.ADDRESS device show eth0' ;;
+        dhcpcd) q='systemctl is-active -q dhcpcd && ip -4 addr show eth0' ;;
+        systemd-network) q='networkctl status eth0' ;;
+    esac
+    local _
+    for _ in 1 2 3 4 5; do
+        with_password admin "$2" "$q" 2>/dev/null | grep -q "$2" && return 0
+        sleep 1
+    done
+    with_password admin "$2" "$q" >&2
+    return 1
+}
+fw_has() {  # image file...
+    local img=$1 f; shift
+    for f in "$@"; do "$OSI" fw "$img" ls | grep -qix "::/$f" || return 1; done
+}
+fw_lacks() {  # image file...
+    local img=$1 f; shift
+    for f in "$@"; do "$OSI" fw "$img" ls | grep -qix "::/$f" && return 1; done
+    return 0
+}
+boot() {  # image name: "name state address"
+    local out
+    out=$("$OSI" boot "$1" "$2") || return 1
+    echo "$out"
+}
+
+# --- Raspberry Pi OS (sshswitch, regenerate_ssh_host_keys, userconf-pi) ---
+raspios() {
+    local family=$1 img=$2 short=$3 manager=$4 fwmnt=$5
+    local plain=$WORK/$short-plain.img conf=$WORK/$short-conf.img line state addr keys_plain keys_conf
+    cp --sparse=always "$img" "$plain"
+    cp --sparse=always "$img" "$conf"
+
+    echo "--- $family: the image as released, booted untouched"
+    check "the image has no SSH host keys" no_host_keys_in "$img"
+    if ! line=$(boot "$plain" "$short-p"); then fail "$family untouched: the machine boots"; return; fi
+    read -r _ state addr <<<"$line"
+    check "systemd finished starting ($state)" test "$state" = running -o "$state" = degraded
+    check "its own DHCP client leased the address on its eth0 ($addr)" leased "$short-p" "$addr"
+    check "the DHCP client in its namespace is $manager (found: $(dhcp_clients "$short-p"))" \
+        test "$(dhcp_clients "$short-p")" = "$manager "
+    check "eth0 holds the leased address" eth0_has "$short-p" "$addr"
+    check "SSH does not answer (connection refused)" port_refused "$addr"
+    check "ssh.service is disabled and inactive" \
+        test "$(in_machine "$short-p" systemctl is-enabled ssh)/$(in_machine "$short-p" systemctl is-active ssh)" = disabled/inactive
+    # shellcheck disable=SC2016  # awk's fields
+    check "no account has a usable password (locked, or none set)" \
+        test -z "$(in_machine "$short-p" awk -F: '$2 !~ /^[!*]/ {print $1}' /etc/shadow)"
+    check "no account has authorized keys" \
+        test -z "$(in_machine "$short-p" find /root /home -name authorized_keys)"
+    check "a password login is refused (pi, admin)" logins_refused "$addr" pi admin
+    check "the first user is still pi, uid 1000" test "$(in_machine "$short-p" getent passwd 1000 | cut -d: -f1)" = pi
+    check "userconfig.service (the first-user wizard) is enabled and was started" \
+        test "$(in_machine "$short-p" systemctl is-enabled userconfig)" = enabled -a \
+             "$(in_machine "$short-p" systemctl show -P ExecMainStartTimestampMonotonic userconfig)" != 0
+    check "getty on tty1 is off" test "$(in_machine "$short-p" systemctl is-enabled getty@tty1)" = disabled
+    check "host keys were made on this first boot" in_machine "$short-p" test -s /etc/ssh/ssh_host_ed25519_key
+    # shellcheck disable=SC2016  # the machine's shell expands it
+    keys_plain=$(in_machine "$short-p" sh -c 'for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done' | awk '{print $2}' | sort)
+    check "regenerate_ssh_host_keys disabled itself" \
+        test "$(in_machine "$short-p" systemctl is-enabled regenerate_ssh_host_keys)" = disabled
+    "$OSI" stop "$short-p"
+
+    echo "--- $family: ssh and userconf.txt (admin, SHA-512 crypt password) on the firmware partition"
+    : > "$WORK/ssh"
+    printf 'admin:%s\n' "$(openssl passwd -6 "$PASSWORD")" > "$WORK/userconf.txt"
+    "$OSI" fw "$conf" put "$WORK/ssh"
+    "$OSI" fw "$conf" put "$WORK/userconf.txt"
+    if ! line=$(boot "$conf" "$short-c"); then fail "$family configured: the machine boots"; return; fi
+    read -r _ state addr <<<"$line"
+    check "its own DHCP client leased the address on its eth0 ($addr)" leased "$short-c" "$addr"
+    check "SSH answers" wait_port "$addr"
+    keys_conf=$(served_keys "$addr")
+    check "it serves host keys" test -n "$keys_conf"
+    check "the host keys are new (not the untouched boot's, none in the image)" \
+        test -z "$(comm -12 <(echo "$keys_plain") <(echo "$keys_conf"))"
+    check "admin logs in with the password" test "$(with_password admin "$addr" 'id -un' 2>/dev/null)" = admin
+    check "admin is the renamed first user (uid 1000, /home/admin), pi is gone" \
+        test "$(with_password admin "$addr" 'getent passwd 1000 | cut -d: -f1,6; getent passwd pi || echo no-pi' 2>/dev/null | tr '\n' ' ')" = "admin:/home/admin no-pi "
+    check "admin has sudo without a password (010_pi-nopasswd renamed)" \
+        test "$(with_password admin "$addr" 'sudo -n id -u' 2>/dev/null)" = 0
+    check "ssh and userconf.txt were consumed from $fwmnt" \
+        test "$(in_machine "$short-c" sh -c "ls $fwmnt/ssh $fwmnt/ssh.txt $fwmnt/userconf $fwmnt/userconf.txt $fwmnt/failed_userconf.txt 2>/dev/null | wc -l")" = 0
+    check "ssh is now enabled, userconfig disabled, getty on tty1 back" \
+        test "$(in_machine "$short-c" systemctl is-enabled ssh userconfig getty@tty1 | tr '\n' ' ')" = "enabled disabled enabled "
+    check "the address is $manager's (asked from inside, as admin)" manager_has "$manager" "$addr"
+    check "the DHCP client in its namespace is $manager" test "$(dhcp_clients "$short-c")" = "$manager "
+    "$OSI" stop "$short-c"
+    check "the firmware partition of the image no longer has ssh or userconf.txt" fw_lacks "$conf" ssh userconf.txt
+
+    echo "--- $family: the same card booted again"
+    if ! line=$(boot "$conf" "$short-c"); then fail "$family second boot: the machine boots"; return; fi
+    read -r _ state addr <<<"$line"
+    check "SSH answers without an ssh file" wait_port "$addr"
+    check "the host keys are the ones of the first boot" test "$(served_keys "$addr")" = "$keys_conf"
+    check "admin still logs in with the password" test "$(with_password admin "$addr" 'id -un' 2>/dev/null)" = admin
+    "$OSI" stop "$short-c"
+
+    echo "--- $family: a userconf.txt whose user name breaks the OS's rule (Admin)"
+    local bad=$WORK/$short-bad.img
+    cp --sparse=always "$img" "$bad"
+    printf 'Admin:%s\n' "$(openssl passwd -6 "$PASSWORD")" > "$WORK/userconf.txt"
+    "$OSI" fw "$bad" put "$WORK/userconf.txt"
+    if ! line=$(boot "$bad" "$short-b"); then fail "$family bad userconf: the machine boots"; return; fi
+    check "the first user is still pi" test "$(in_machine "$short-b" getent passwd 1000 | cut -d: -f1)" = pi
+    "$OSI" stop "$short-b"
+    check "userconf.txt was renamed failed_userconf.txt, with the reason" \
+        bash -c "'$OSI' fw '$bad' get failed_userconf.txt | grep -q 'Must only contain lower-case letters'"
+    check "userconf.txt is gone" fw_lacks "$bad" userconf.txt
+    rm -f "$bad"
+}
+
+# --- cloud-init images (Ubuntu): the NoCloud seed on the firmware partition ---
+cloudinit() {
+    local family=$1 img=$2 short=$3 fwmnt=$4
+    local plain=$WORK/$short-plain.img conf=$WORK/$short-conf.img line state addr out keys_plain keys_conf
+    local static=${TP_OSI_NET:-172.31.78}.50
+    cp --sparse=always "$img" "$plain"
+    cp --sparse=always "$img" "$conf"
+
+    echo "--- $family: the image as released, booted untouched (its own seed: user ubuntu, password ubuntu, expired)"
+    check "the image has no SSH host keys" no_host_keys_in "$img"
+    if ! line=$(boot "$plain" "$short-p"); then fail "$family untouched: the machine boots"; return; fi
+    read -r _ state addr <<<"$line"
+    check "systemd finished starting ($state)" test "$state" = running -o "$state" = degraded
+    check "cloud-init ran from the NoCloud seed (instance cloud-image)" \
+        test "$(in_machine "$short-p" cloud-init query instance-id 2>/dev/null)" = cloud-image
+    check "its own DHCP client leased the address on its eth0 ($addr)" leased "$short-p" "$addr"
+    check "the DHCP client in its namespace is systemd-networkd (found: $(dhcp_clients "$short-p"))" \
+        test "$(dhcp_clients "$short-p")" = "systemd-network "
+    check "netplan rendered eth0 for networkd from the seed's network-config" \
+        in_machine "$short-p" sh -c 'grep -q dhcp4 /etc/netplan/50-cloud-init.yaml && ls /run/systemd/network/*netplan-eth0.network'
+    check "SSH answers (Ubuntu has it on)" wait_port "$addr"
+    keys_plain=$(served_keys "$addr")
+    check "host keys were made on this first boot" test -n "$keys_plain"
+    out=$(on_switch sshpass -p ubuntu ssh "${ssh_opts[@]}" -o PubkeyAuthentication=no ubuntu@"$addr" true 2>&1)
+    check "ubuntu/ubuntu is accepted, then a password change is forced" grep -qi 'change your password' <<<"$out"
+    check "the password of ubuntu is expired" \
+        bash -c "'$OSI' exec $short-p chage -l ubuntu | grep -q '^Last password change.*password must be changed'"
+    check "ubuntu has sudo" bash -c "'$OSI' exec $short-p id -nG ubuntu | grep -qw sudo"
+    check "the host name is ubuntu" test "$(in_machine "$short-p" hostname)" = ubuntu
+    "$OSI" stop "$short-p"
+    check "the seed stays on the firmware partition (cloud-init does not consume it)" fw_has "$plain" user-data meta-data network-config
+
+    echo "--- $family: a seed of our own: user admin (SHA-512 crypt password), host name, static address"
+    cat > "$WORK/user-data" <<EOF
+#cloud-config
+hostname: node-$short
+ssh_pwauth: true
+users:
+  - name: admin
+    lock_passwd: false
+    passwd: $(openssl passwd -6 "$PASSWORD")
+    sudo: "ALL=(ALL) NOPASSWD:ALL"
+    shell: /bin/bash
+EOF
+    printf 'instance-id: lab-%s-1\n' "$short" > "$WORK/meta-data"
+    printf 'network:\n  version: 2\n  ethernets:\n    eth0:\n      addresses: [%s/24]\n      dhcp4: false\n' "$static" > "$WORK/network-config"
+    for f in user-data meta-data network-config; do "$OSI" fw "$conf" put "$WORK/$f"; done
+    if ! line=$(boot "$conf" "$short-c"); then fail "$family configured: the machine boots"; return; fi
+    read -r _ state addr <<<"$line"
+    check "no DHCP lease: the address on eth0 is the seed's static one ($addr)" \
+        test -z "$("$OSI" address "$short-c")" -a "$addr" = "$static"
+    check "SSH answers on $static" wait_port "$static"
+    keys_conf=$(served_keys "$static")
+    check "the host keys are new" test -n "$keys_conf" -a -z "$(comm -12 <(echo "$keys_plain") <(echo "$keys_conf"))"
+    check "admin logs in with the password" test "$(with_password admin "$static" 'id -un' 2>/dev/null)" = admin
+    check "admin has sudo without a password" test "$(with_password admin "$static" 'sudo -n id -u' 2>/dev/null)" = 0
+    check "the host name is the seed's" test "$(with_password admin "$static" hostname 2>/dev/null)" = "node-$short"
+    check "networkd holds the static address (netplan from the seed)" \
+        bash -c "'$OSI' exec $short-c networkctl status eth0 --no-pager | grep -q '$static'"
+    "$OSI" stop "$short-c"
+
+    echo "--- $family: booted again, same instance-id: nothing first-boot happens again"
+    if ! line=$(boot "$conf" "$short-c"); then fail "$family second boot: the machine boots"; return; fi
+    check "SSH answers on $static" wait_port "$static"
+    check "the host keys are the same" test "$(served_keys "$static")" = "$keys_conf"
+    "$OSI" stop "$short-c"
+
+    echo "--- $family: a new instance-id in meta-data: cloud-init runs again, as for a new machine"
+    printf 'instance-id: lab-%s-2\n' "$short" > "$WORK/meta-data"
+    "$OSI" fw "$conf" put "$WORK/meta-data"
+    if ! line=$(boot "$conf" "$short-c"); then fail "$family new instance: the machine boots"; return; fi
+    check "SSH answers on $static" wait_port "$static"
+    check "the host keys were made again" test -z "$(comm -12 <(echo "$keys_conf") <(served_keys "$static"))"
+    check "admin still logs in" test "$(with_password admin "$static" 'id -un' 2>/dev/null)" = admin
+    "$OSI" stop "$short-c"
+}
+
+t0=$SECONDS
+for family in $FAMILIES; do
+    echo "=== $family"
+    tb=$SECONDS
+    if ! img=$("$OSI" build "$family"); then fail "$family: the image builds"; continue; fi
+    echo "(image $img, ready in $((SECONDS - tb)) s)"
+    case "$family" in
+        raspios-bookworm) raspios "$family" "$img" bw NetworkManager /boot/firmware ;;
+        raspios-bullseye) raspios "$family" "$img" bu dhcpcd /boot ;;
+        ubuntu-24.04) cloudinit "$family" "$img" u24 /boot/firmware ;;
+        *) fail "$family: no test for this family" ;;
+    esac
+done
+cleanup
+after=$(state)
+if [ "$before" != "$after" ]; then
+    fail "the host is not as it was found"
+    diff <(echo "$before") <(echo "$after")
+fi
+echo "(tier time $((SECONDS - t0)) s)"
+echo "os-images: $passes passed, $fails failed"
+[ "$fails" = 0 ]
