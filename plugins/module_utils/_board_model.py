@@ -27,7 +27,7 @@ __metaclass__ = type
 import ipaddress
 import re
 
-from ansible_collections.turingpi.cluster.plugins.module_utils._board import MASTER_NODE, NODES
+from ansible_collections.turingpi.cluster.plugins.module_utils._board import DEFAULT_BUS as BUS_NUMBER, MASTER_NODE, NODES
 
 SLOTS = NODES
 MASTER_SLOT = MASTER_NODE
@@ -43,7 +43,7 @@ RESERVED_GROUPS = ('all', 'ungrouped', MASTER_GROUP, NODES_GROUP)
 DEFAULT_SUBNET = '10.77.0.0/24'
 DEFAULT_NODE_OFFSET = 10
 DEFAULT_SSH_PORT = 22
-DEFAULT_BUS = '1'
+DEFAULT_BUS = str(BUS_NUMBER)  # the bus option's form of the board's default bus
 
 SERIAL_RE = re.compile(r'^([0-9a-f]{8}){1,2}$')
 MAC_RE = re.compile(r'^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$')

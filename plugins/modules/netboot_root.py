@@ -188,8 +188,10 @@ attributes:
         node's root would hold after the copy), not read from the old root.
   diff_mode:
     details:
-      - Shows the content changes of C(cmdline.txt), C(etc/fstab), C(etc/hostname), C(etc/hosts)
-        and C(root/.ssh/authorized_keys); a copy shows the old and the new image digest, not the files.
+      - Shows the content changes of the files it writes (C(cmdline.txt), C(etc/fstab), C(etc/hostname),
+        C(etc/hosts), C(root/.ssh/authorized_keys), the first user's C(userconf.txt) or cloud-init seed),
+        the systemd unit links it adds or removes, and the files it removes; a copy shows the old and the
+        new image digest, not the files.
 notes:
   - Runs on the netboot server (the master), as root. The C(turingpi.cluster.netboot) role unpacks
     the image and calls this module for each node.
