@@ -16,7 +16,7 @@ description:
     (the module in slot 1, which routes the cluster subnet) and the compute modules in slots 2 to 7.
   - Every host gets the C(turingpi_*) variables of the collection's inventory contract
     (see C(docs/inventory.md)), namely C(turingpi_board), C(turingpi_slot), C(turingpi_role), C(turingpi_mac),
-    C(turingpi_serial), C(turingpi_boot), C(turingpi_image), C(turingpi_power), C(turingpi_address), C(turingpi_subnet),
+    C(turingpi_serial), C(turingpi_module), C(turingpi_boot), C(turingpi_image), C(turingpi_power), C(turingpi_address), C(turingpi_subnet),
     C(turingpi_router), C(turingpi_master), and C(ansible_host).
   - Nodes get a fixed address on the cluster subnet, by default the network address plus
     O(boards[].network.node_offset) plus the slot number (V(10.77.0.12) for slot 2 of V(10.77.0.0/24)).
@@ -106,7 +106,10 @@ options:
             option (V(1), V(/dev/i2c-1) or V(virtual:/path/board.json)). Set as C(turingpi_bus) on the master.
         type: str
       defaults:
-        description: Defaults for the nodes (slots 2 to 7) of this board, with the slot keys V(boot), V(image), V(power), V(user) and V(port).
+        description:
+          - Defaults for the nodes (slots 2 to 7) of this board, with the slot keys V(module), V(boot), V(image), V(power), V(user)
+            and V(port).
+          - V(image) set here is the board's image; a slot's V(image) is that node's own.
         type: dict
       vars:
         description: Host variables for every host of this board (master and nodes); the V(vars) of a slot win.
@@ -115,7 +118,9 @@ options:
         description:
           - The populated slots, a dictionary from slot number (V(1) to V(7)) to a dictionary with the keys
             V(hostname), V(mac), V(serial) (the last 8 hex digits of C(Serial) in C(/proc/cpuinfo), which network boot needs),
-            V(boot) (V(emmc), V(sd) or V(netboot); default V(emmc)), V(image),
+            V(module) (the compute module in the slot, V(cm1), V(cm3), V(cm3-lite), V(cm3plus) or V(cm3plus-lite); spellings
+            such as V(CM3+), V(CM3L) or V(CM3+ Lite) are accepted; unset when unknown),
+            V(boot) (V(emmc), V(sd) or V(netboot); default V(emmc)), V(image) (the name of the OS image the node runs),
             V(power) (V(on) or V(off); default V(on)), V(address) (nodes only), V(user), V(port) (nodes only)
             and V(vars).
           - Slot 1 is the master; its connection comes from O(boards[].master) and its cluster address is
@@ -125,6 +130,9 @@ options:
             V(-), 1 to 63 characters, not starting or ending with V(-), no dots), since a node's name is also
             its short host name and a directory on the master.
           - A key given twice in one mapping (a slot listed twice, for example) is an error, not a warning.
+          - V(module) and V(boot) must agree, since the hardware decides where a module can boot from (see C(docs/hardware.md),
+            "Compute modules"); a CM1 cannot network boot (BCM2835), a Lite module has no eMMC (it boots V(sd) or V(netboot)),
+            and a module with eMMC cannot boot from the slot's microSD card (eMMC and card share one SD interface).
         type: dict
         required: true
 notes:
@@ -150,6 +158,7 @@ boards:
       2:
         hostname: tp-node2
         mac: dc:a6:32:00:00:02
+        module: cm3plus-lite
         boot: netboot
         image: raspios-lite-arm64
       3:

@@ -12,12 +12,14 @@ Two readers share it:
   ``turingpi_*`` variables (``load_boards``);
 - the ``turingpi.cluster.board_plan`` filter turns any inventory's ``turingpi_*`` variables
   (from a board file or written by hand) into the plan the playbooks follow (``plan_cluster``):
-  for each master the nodes it drives, per node its slot, boot source, image, power, address,
-  MAC and serial, and the router and netboot entries the master's roles need.
+  for each master the nodes it drives, per node its slot, module type, boot source, image, power,
+  address, MAC and serial, and the router and netboot entries the master's roles need.
 
 The rules: one host name rule (``hostname_problem``), one address rule (``default_address``),
-which master drives a node (``_master_of``), and the normalisation of MACs, serials, boot
-sources and power states. docs/inventory.md documents the variables.
+which master drives a node (``_master_of``), the normalisation of MACs, serials, module types,
+boot sources and power states, which module can boot from where (``module_boot_problem``) and
+whether an image fits a module (``image_problems``, over what ``turingpi.cluster.image_info``
+returns). docs/inventory.md documents the variables.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -44,6 +46,26 @@ DEFAULT_SUBNET = '10.77.0.0/24'
 DEFAULT_NODE_OFFSET = 10
 DEFAULT_SSH_PORT = 22
 DEFAULT_BUS = str(BUS_NUMBER)  # the bus option's form of the board's default bus
+
+# Compute module types (docs/hardware.md "Compute modules"). The key is the name the inventory
+# uses (turingpi_module, the board file's module key); family is what the firmware sees (the
+# Lite variant of a module loads the same kernel); filters are the config.txt model filters the
+# module reads; board_type is its revision-code type for [board-type=...].
+MODULE_TYPES = {
+    'cm1': {'label': 'CM1', 'family': 'cm1', 'soc': 'BCM2835', 'cpu': 'ARM1176JZF-S (ARMv6, 32-bit only)',
+            'lite': False, 'netboot': False, 'board_type': 0x06, 'filters': ('pi1', 'cm1')},
+    'cm3': {'label': 'CM3', 'family': 'cm3', 'soc': 'BCM2837', 'cpu': 'Cortex-A53 (ARMv8, 32 or 64-bit)',
+            'lite': False, 'netboot': True, 'board_type': 0x0A, 'filters': ('pi3', 'cm3')},
+    'cm3-lite': {'label': 'CM3 Lite', 'family': 'cm3', 'soc': 'BCM2837', 'cpu': 'Cortex-A53 (ARMv8, 32 or 64-bit)',
+                 'lite': True, 'netboot': True, 'board_type': 0x0A, 'filters': ('pi3', 'cm3')},
+    'cm3plus': {'label': 'CM3+', 'family': 'cm3plus', 'soc': 'BCM2837B0', 'cpu': 'Cortex-A53 (ARMv8, 32 or 64-bit)',
+                'lite': False, 'netboot': True, 'board_type': 0x10, 'filters': ('pi3', 'pi3+', 'cm3+')},
+    'cm3plus-lite': {'label': 'CM3+ Lite', 'family': 'cm3plus', 'soc': 'BCM2837B0', 'cpu': 'Cortex-A53 (ARMv8, 32 or 64-bit)',
+                     'lite': True, 'netboot': True, 'board_type': 0x10, 'filters': ('pi3', 'pi3+', 'cm3+')},
+}
+MODULES = ('cm1', 'cm3', 'cm3-lite', 'cm3plus', 'cm3plus-lite')
+MODULE_FAMILIES = ('cm1', 'cm3', 'cm3plus')
+MODULE_RULE = "cm1, cm3, cm3-lite, cm3plus or cm3plus-lite (also written CM3+, CM3L, CM3+ Lite, ...)"
 
 SERIAL_RE = re.compile(r'^([0-9a-f]{8}){1,2}$')
 MAC_RE = re.compile(r'^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$')
@@ -118,6 +140,85 @@ def normalize_boot(where, value):
     if text not in BOOT_SOURCES:
         raise BoardError("%s: boot must be one of %s, got '%s'" % (where, ', '.join(BOOT_SOURCES), value))
     return text
+
+
+def normalize_module(where, value):
+    """The module type in its canonical name (MODULES), from the spellings people use:
+    'CM3+', 'cm3plus', 'CM3+ Lite', 'cm3l', 'CM3Lite', 'cm3-lite', 'compute module 3+'. None stays None."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    for noise in ('compute module', 'computemodule', ' ', '_', '-'):
+        text = text.replace(noise, '')
+    if text and text[0].isdigit():
+        text = 'cm' + text
+    text = text.replace('+', 'plus')
+    if text.startswith('cm3p') and not text.startswith('cm3plus'):
+        text = 'cm3plus' + text[4:]
+    lite = False
+    for suffix in ('lite', 'l'):
+        if text.endswith(suffix) and text[:-len(suffix)] in ('cm1', 'cm3', 'cm3plus'):
+            text, lite = text[:-len(suffix)], True
+            break
+    if text == 'cm1' and lite:
+        raise BoardError("%s: module '%s': the Compute Module 1 has no Lite variant (every CM1 has 4 GB of eMMC); use module: cm1" % (where, value))
+    name = text + ('-lite' if lite else '')
+    if name not in MODULE_TYPES:
+        raise BoardError("%s: module must be one of %s, got '%s'" % (where, MODULE_RULE, value))
+    return name
+
+
+def module_boot_problem(module, boot):
+    """None when a module of this type can boot from this source, else a sentence that says why not
+    and what to do (docs/hardware.md "Compute modules")."""
+    if module is None or boot is None:
+        return None
+    info = MODULE_TYPES[module]
+    if boot == 'netboot' and not info['netboot']:
+        return ("a %s (%s) cannot network boot: network boot is in the boot ROM of the BCM2837 only (CM3, CM3+);"
+                " boot it from its eMMC (boot: emmc) or put a CM3 or CM3+ in this slot" % (info['label'], info['soc']))
+    if boot == 'emmc' and info['lite']:
+        return ("a %s has no eMMC: it boots from the microSD card of its slot (boot: sd) or from the network (boot: netboot)"
+                % info['label'])
+    if boot == 'sd' and not info['lite']:
+        return ("a %s has eMMC on the SD interface the slot's microSD card would use, so it cannot boot from a card:"
+                " boot it from its eMMC (boot: emmc)%s, or use a Lite module for the card"
+                % (info['label'], ' or from the network (boot: netboot)' if info['netboot'] else ''))
+    return None
+
+
+def check_module_boot(where, module, boot):
+    problem = module_boot_problem(module, boot)
+    if problem:
+        raise BoardError('%s: %s' % (where, problem))
+
+
+def image_problems(info, module=None, boot=None):
+    """Why an image does not fit a node, as a list of sentences (empty: it fits).
+
+    info: what turingpi.cluster.image_info returned for the image (its modules, problems);
+    module: the node's module type (turingpi_module, any spelling normalize_module takes), or None
+    when the inventory does not say: then the image must fit at least one module type;
+    boot: the node's boot source, to check the module can boot from it (the plan checks it too).
+    """
+    if not isinstance(info, dict) or not isinstance(info.get('modules'), dict):
+        raise BoardError('image_problems: expected the result of turingpi.cluster.image_info (a dictionary with modules), got %s'
+                         % type(info).__name__)
+    problems = list(info.get('problems') or [])
+    modules = info['modules']
+    if module is not None:
+        module = normalize_module('module', module)
+        boot_problem = module_boot_problem(module, normalize_boot('boot', boot) if boot is not None else None)
+        if boot_problem:
+            problems.append(boot_problem)
+        entry = modules.get(MODULE_TYPES[module]['family'])
+        if entry is not None:
+            problems.extend(p for p in entry.get('problems') or [] if p not in problems)
+    elif modules and not any(entry.get('runs') for entry in modules.values()):
+        problems.append('no module of the Turing Pi V1 (CM1, CM3, CM3+) can run this image: %s'
+                        % '; '.join('%s: %s' % (MODULE_TYPES[f]['label'], (modules[f].get('problems') or ['?'])[0])
+                                    for f in MODULE_FAMILIES if f in modules))
+    return problems
 
 
 def normalize_power(where, value):
@@ -195,9 +296,9 @@ def _ip_or_none(value):
 BOARD_KEYS = ('name', 'master', 'network', 'bus', 'defaults', 'vars', 'slots')
 MASTER_KEYS = ('address', 'user', 'port', 'jump', 'jump_ssh_args')
 NETWORK_KEYS = ('subnet', 'router', 'node_offset')
-DEFAULT_KEYS = ('boot', 'image', 'power', 'user', 'port')
-SLOT_KEYS = ('hostname', 'mac', 'serial', 'boot', 'image', 'power', 'address', 'user', 'port', 'vars')
-MASTER_SLOT_KEYS = ('hostname', 'mac', 'serial', 'boot', 'image', 'power', 'vars')
+DEFAULT_KEYS = ('module', 'boot', 'image', 'power', 'user', 'port')
+SLOT_KEYS = ('hostname', 'mac', 'serial', 'module', 'boot', 'image', 'power', 'address', 'user', 'port', 'vars')
+MASTER_SLOT_KEYS = ('hostname', 'mac', 'serial', 'module', 'boot', 'image', 'power', 'vars')
 
 
 def _check_keys(where, data, known):
@@ -333,11 +434,13 @@ class Board(object):
             'role': 'master' if slot == MASTER_SLOT else 'node',
             'mac': normalize_mac(where, mac) if mac is not None else None,
             'serial': normalize_serial(where, merged['serial']) if merged.get('serial') is not None else None,
+            'module': normalize_module(where, merged.get('module')),
             'boot': normalize_boot(where, merged.get('boot', DEFAULT_BOOT)),
             'image': _text(where, 'image', merged.get('image')),
             'power': normalize_power(where, merged.get('power', DEFAULT_POWER)),
             'vars': data.get('vars') or {},
         }
+        check_module_boot(where, host['module'], host['boot'])
         _check_vars('%s vars' % where, host['vars'])
         if slot == MASTER_SLOT:
             if host['power'] != 'on':
@@ -367,6 +470,7 @@ class Board(object):
             'turingpi_role': host['role'],
             'turingpi_mac': host['mac'],
             'turingpi_serial': host['serial'],
+            'turingpi_module': host['module'],
             'turingpi_boot': host['boot'],
             'turingpi_image': host['image'],
             'turingpi_power': host['power'],
@@ -496,9 +600,13 @@ def _master_plan(name, hostvars, netboot_defaults):
     if not _is_int(offset) and not (isinstance(offset, str) and offset.isdigit()):
         raise BoardError("%s: turingpi_node_offset must be a whole number of 0 or more, got %r" % (where, offset))
     power = _get(hostvars, 'turingpi_power')
+    module = normalize_module(where, _get(hostvars, 'turingpi_module'))
+    boot = _get(hostvars, 'turingpi_boot')
+    check_module_boot(where, module, normalize_boot(where, boot) if boot is not None else None)
     plan = {
         'name': name,
         'board': _get(hostvars, 'turingpi_board'),
+        'module': module,
         'bus': str(_get(hostvars, 'turingpi_bus', DEFAULT_BUS)),
         'persist': bool(_get(hostvars, 'turingpi_power_persist', False)),
         'subnet': str(subnet) if subnet is not None else None,
@@ -543,12 +651,15 @@ def _node_plan(name, hostvars, master):
     mac = _get(hostvars, 'turingpi_mac')
     serial = _get(hostvars, 'turingpi_serial')
     boot = normalize_boot(where, _get(hostvars, 'turingpi_boot', DEFAULT_BOOT))
+    module = normalize_module(where, _get(hostvars, 'turingpi_module'))
+    check_module_boot(where, module, boot)
     return {
         'name': name,
         'master': master['name'],
         'board': _get(hostvars, 'turingpi_board', master['board']),
         'bus': master['bus'],
         'slot': slot,
+        'module': module,
         'boot': boot,
         'image': _get(hostvars, 'turingpi_image'),
         'power': normalize_power(where, _get(hostvars, 'turingpi_power', DEFAULT_POWER)),
@@ -603,7 +714,9 @@ def _finish_master(master):
     master['netboot_power'] = dict((n['slot'], n['power']) for n in master['nodes'] if n['boot'] == 'netboot')
     master['router_nodes'] = [{'name': n['name'], 'mac': n['mac'], 'ip': n['address']}
                               for n in master['nodes'] if n['mac'] and n['address']]
-    master['netboot_nodes'] = [{'name': n['name'], 'serial': n['serial']}
+    # image: the name of the node's image (the netboot role's netboot_images key), or None;
+    # module: its module type, or None (the role checks the image fits it).
+    master['netboot_nodes'] = [{'name': n['name'], 'serial': n['serial'], 'image': n['image'], 'module': n['module']}
                                for n in master['nodes'] if n['boot'] == 'netboot' and n['serial']]
     master['netboot_without_serial'] = [n['name'] for n in master['nodes'] if n['boot'] == 'netboot' and not n['serial']]
     master['names'] = ['master'] + ([master['name'].split('.')[0]] if master['name'].split('.')[0] != 'master' else [])

@@ -72,7 +72,8 @@ def test_two_masters_by_turingpi_master_without_board(tmp_path):
     assert b['netboot_power'] == {2: 'on'} and b['local_power'] == {5: 'off'}
     assert (a['bus'], a['persist'], b['bus'], b['persist']) == ('virtual:/a.json', False, 'virtual:/b.json', True)
     assert plan['nodes']['b2']['serial'] == '1a2b3c4d' and plan['nodes']['b2']['bus'] == 'virtual:/b.json'
-    assert b['netboot_nodes'] == [{'name': 'b2', 'serial': '1a2b3c4d'}]
+    assert plan['nodes']['b2']['module'] is None and a['module'] is None
+    assert b['netboot_nodes'] == [{'name': 'b2', 'serial': '1a2b3c4d', 'image': None, 'module': None}]
 
 
 def test_same_board_without_turingpi_master(tmp_path):
@@ -106,7 +107,10 @@ def test_board_file_and_static_example_give_the_same_plan():
         {'name': 'tp-node3', 'mac': 'dc:a6:32:00:00:03', 'ip': '10.77.0.13'},
         {'name': 'tp-node4', 'mac': 'dc:a6:32:00:00:04', 'ip': '10.77.0.14'},
     ]
-    assert master['netboot_nodes'] == [{'name': 'tp-node2', 'serial': '1a2b3c4d'}]
+    assert master['netboot_nodes'] == [{'name': 'tp-node2', 'serial': '1a2b3c4d', 'image': 'raspios-lite-arm64', 'module': 'cm3plus-lite'}]
+    assert master['module'] == 'cm3plus'
+    assert [(n['name'], n['module'], n['boot']) for n in master['nodes']] == [
+        ('tp-node2', 'cm3plus-lite', 'netboot'), ('tp-node3', 'cm3plus', 'emmc'), ('tp-node4', 'cm1', 'emmc')]
     assert (master['router'], master['subnet'], master['prefix']) == ('10.77.0.1', '10.77.0.0/24', 24)
     assert master['names'] == ['master', 'tp-master']
 
@@ -180,6 +184,18 @@ def _error(hosts, masters, nodes):
      "node 'n2': 'zz' is not a MAC address (six hex pairs separated by ':' or '-', such as dc:a6:32:01:02:03)"),
     ({'m1': {'turingpi_slot': 2}},
      "master 'm1': turingpi_slot is 2, but the master sits in slot 1 (the slot that drives the bus)"),
+    ({'m1': {}, 'n2': {'turingpi_slot': 2, 'turingpi_module': 'cm1', 'turingpi_boot': 'netboot'}},
+     "node 'n2': a CM1 (BCM2835) cannot network boot: network boot is in the boot ROM of the BCM2837 only (CM3, CM3+);"
+     " boot it from its eMMC (boot: emmc) or put a CM3 or CM3+ in this slot"),
+    ({'m1': {}, 'n2': {'turingpi_slot': 2, 'turingpi_module': 'cm3-lite'}},
+     "node 'n2': a CM3 Lite has no eMMC: it boots from the microSD card of its slot (boot: sd) or from the network (boot: netboot)"),
+    ({'m1': {}, 'n2': {'turingpi_slot': 2, 'turingpi_module': 'cm3plus', 'turingpi_boot': 'sd'}},
+     "node 'n2': a CM3+ has eMMC on the SD interface the slot's microSD card would use, so it cannot boot from a card:"
+     " boot it from its eMMC (boot: emmc) or from the network (boot: netboot), or use a Lite module for the card"),
+    ({'m1': {}, 'n2': {'turingpi_slot': 2, 'turingpi_module': 'pi4'}},
+     "node 'n2': module must be one of cm1, cm3, cm3-lite, cm3plus or cm3plus-lite (also written CM3+, CM3L, CM3+ Lite, ...), got 'pi4'"),
+    ({'m1': {'turingpi_module': 'cm3plus-lite', 'turingpi_boot': 'emmc'}},
+     "master 'm1': a CM3+ Lite has no eMMC: it boots from the microSD card of its slot (boot: sd) or from the network (boot: netboot)"),
 ])
 def test_errors(hosts, message):
     masters = [h for h in hosts if h.startswith('m')]
@@ -234,8 +250,10 @@ def test_delegated_netboot_settings_are_the_ones_the_role_uses():
     for name in ('tasks/node_root.yml', 'tasks/reset_root.yml', 'tasks/node.yml', 'templates/cmdline.txt.j2', 'vars/main.yml'):
         with open(os.path.join(role, name)) as stream:
             used.update(re.findall(r'(?<![.\w])(netboot_[a-z][a-z0-9_]*)', stream.read()))
-    # What the entry points take as their own input (the nodes), not a master setting.
-    used -= {'netboot_node', 'netboot_root_nodes', 'netboot_reset_nodes', 'netboot_dnsmasq_conf_dir'}
+    # What the entry points take as their own input (the nodes) or give back (the host keys), not
+    # a master setting; vars/main.yml also names the main entry point's node list.
+    used -= {'netboot_node', 'netboot_root_nodes', 'netboot_reset_nodes', 'netboot_dnsmasq_conf_dir',
+             'netboot_nodes', 'netboot_host_keys'}
     with open(os.path.join(ROOT, 'playbooks', 'vars', 'netboot_on_master.yml')) as stream:
         passed = set(k for k in yaml.safe_load(stream) if k.startswith('netboot_'))
     with open(os.path.join(role, 'defaults', 'main.yml')) as stream:

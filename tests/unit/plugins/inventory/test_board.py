@@ -367,7 +367,23 @@ boards:
     (board(["2: {mac: '02:00:00:00:00:02', power: maybe}"]),
      "board 'lab' slot 2: power must be 'on' or 'off', got 'maybe'"),
     (board(["2: {mac: '02:00:00:00:00:02', colour: red}"]),
-     "board 'lab' slot 2: unknown key 'colour' (known keys: hostname, mac, serial, boot, image, power, address, user, port, vars)"),
+     "board 'lab' slot 2: unknown key 'colour' (known keys: hostname, mac, serial, module, boot, image, power, address, user, port, vars)"),
+    # module types (docs/hardware.md "Compute modules"): checked with the boot source
+    (board(["2: {mac: '02:00:00:00:00:02', module: cm2}"]),
+     "board 'lab' slot 2: module must be one of cm1, cm3, cm3-lite, cm3plus or cm3plus-lite (also written CM3+, CM3L, CM3+ Lite, ...),"
+     " got 'cm2'"),
+    (board(["2: {mac: '02:00:00:00:00:02', module: CM1 Lite}"]),
+     "board 'lab' slot 2: module 'CM1 Lite': the Compute Module 1 has no Lite variant (every CM1 has 4 GB of eMMC); use module: cm1"),
+    (board(["2: {mac: '02:00:00:00:00:02', module: cm1, boot: netboot}"]),
+     "board 'lab' slot 2: a CM1 (BCM2835) cannot network boot: network boot is in the boot ROM of the BCM2837 only (CM3, CM3+);"
+     " boot it from its eMMC (boot: emmc) or put a CM3 or CM3+ in this slot"),
+    (board(["2: {mac: '02:00:00:00:00:02', module: CM3+ Lite}"]),
+     "board 'lab' slot 2: a CM3+ Lite has no eMMC: it boots from the microSD card of its slot (boot: sd) or from the network (boot: netboot)"),
+    (board(["3: {mac: '02:00:00:00:00:03', boot: sd}"], extra='    defaults: {module: cm3}\n'),
+     "board 'lab' slot 3: a CM3 has eMMC on the SD interface the slot's microSD card would use, so it cannot boot from a card:"
+     " boot it from its eMMC (boot: emmc) or from the network (boot: netboot), or use a Lite module for the card"),
+    (board(["1: {module: cm3-lite}"]),
+     "board 'lab' slot 1: a CM3 Lite has no eMMC: it boots from the microSD card of its slot (boot: sd) or from the network (boot: netboot)"),
     (board(["2: {mac: '02:00:00:00:00:02', serial: 'xyz'}"]),
      "board 'lab' slot 2: serial 'xyz' is not 8 (or 16) hex digits as in /proc/cpuinfo"),
     (board(["2: {mac: '02:00:00:00:00:02', serial: 00123456}"]),
@@ -499,6 +515,19 @@ def test_empty_slot_entry_and_master_only(tmp_path):
     assert sorted(inv.hosts) == ['lab-node1']
     assert hostvars(inv, 'lab-node1')['turingpi_role'] == 'master'
     assert group_hosts(inv, 'turingpi_nodes') == []
+
+
+def test_module_per_slot_and_by_default(tmp_path):
+    text = board(["1: {module: 'CM3+'}", "2: {mac: '02:00:00:00:00:02'}", "3: {mac: '02:00:00:00:00:03', module: cm1, boot: emmc}",
+                  "4: {mac: '02:00:00:00:00:04', module: CM3L, boot: sd}", "5: {mac: '02:00:00:00:00:05', module: null}"],
+                 extra='    defaults: {module: cm3plus-lite, boot: netboot}\n')
+    inv = manager(write(tmp_path, text))
+    assert [hostvars(inv, 'lab-node%d' % n)['turingpi_module'] for n in (1, 2, 3, 4, 5)] == [
+        'cm3plus', 'cm3plus-lite', 'cm1', 'cm3-lite', None]
+    assert [hostvars(inv, 'lab-node%d' % n)['turingpi_boot'] for n in (1, 2, 3, 4, 5)] == ['emmc', 'netboot', 'emmc', 'sd', 'netboot']
+    # the board's default boot source reaches a slot that names only its module: a CM1 would network boot
+    text = board(["3: {mac: '02:00:00:00:00:03', module: cm1}"], extra='    defaults: {boot: netboot}\n')
+    assert error_of(tmp_path, text).startswith("board 'lab' slot 3: a CM1 (BCM2835) cannot network boot")
 
 
 # --- the documented examples: the plugin and a plain static inventory agree ---
