@@ -23,7 +23,9 @@ trap 'tests/lab/lab down >/dev/null 2>&1 || true' EXIT
 # Built before timing: the lab root and the OS image are cached across runs.
 tests/lab/lab down >/dev/null 2>&1 || true
 tests/lab/build-root.sh >/dev/null
-tests/lab/make-image.sh lab-os >/dev/null
+# The nodes' image (TP_BENCH_IMAGE: a file, lab-os or an os-image.sh family; default Raspberry Pi OS Bookworm).
+IMAGE=${TP_BENCH_IMAGE:-raspios-bookworm}
+case "$IMAGE" in lab-os) tests/lab/make-image.sh lab-os >/dev/null ;; */*) ;; *) tests/lab/os-image.sh build "$IMAGE" >/dev/null ;; esac
 
 # CPU seconds the whole machine spent (user, system, irq): controller, master and nodes together.
 busy() { awk '/^cpu /{printf "%.2f\n", ($2 + $3 + $4 + $7 + $8) / 100}' /proc/stat; }
@@ -40,7 +42,7 @@ declare -A T C
 last=
 for n in $SIZES; do
     tests/lab/lab down >/dev/null 2>&1 || true
-    tests/lab/lab board-up "$n" >/dev/null
+    tests/lab/lab board-up "$n" --image "$IMAGE" >/dev/null
     read -r "T[$n]" "C[$n]" < <(timed "$LOGS/bootstrap-$n.log" turingpi.cluster.bootstrap)
     echo "bootstrap, $n node(s): ${T[$n]} s, ${C[$n]} CPU s" >&2
     last=$n

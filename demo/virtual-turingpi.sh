@@ -8,19 +8,31 @@
 #
 #   sudo demo/virtual-turingpi.sh          # tears the lab down at the end
 #   sudo demo/virtual-turingpi.sh --keep   # leaves it running; tests/lab/lab down removes it
+#   sudo demo/virtual-turingpi.sh --image ~/Downloads/my-os.img     # the nodes run your image
+#   sudo demo/virtual-turingpi.sh --image 6,7=ubuntu-24.04          # slots 6 and 7 run another
+# Images: a file of your own, or a family of tests/lab/os-image.sh (built from Debian packages
+# with Raspberry Pi OS's real first-boot code: docs/os-images.md); default raspios-bookworm.
 #
 # Needs root (network namespaces, systemd-nspawn) and installs the Debian packages of
 # tests/packages/lab.txt when they are missing. The first run builds the lab's Debian root with
 # debootstrap (a few minutes); later runs reuse it. docs/virtual-turingpi.md explains the lab.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-keep=0
-[ "${1:-}" = --keep ] && keep=1
+keep=0 images=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --keep) keep=1; shift ;;
+        --image) [ $# -ge 2 ] || { echo "virtual-turingpi: --image needs [SLOTS=]IMAGE"; exit 2; }
+                 images+=(--image "$2"); shift 2 ;;
+        *) echo "usage: demo/virtual-turingpi.sh [--keep] [--image [SLOTS=]IMAGE]..."; exit 2 ;;
+    esac
+done
 [ "$(id -u)" = 0 ] || { echo "virtual-turingpi: run as root (network namespaces, systemd-nspawn)"; exit 1; }
 . "$root/tests/lib/env.sh"
 venv=${TP_DEMO_VENV:-$TP_TMP/demo-venv}
 
-pkgs=$(sed 's/#.*//' "$root/tests/packages/lab.txt")
+# The lab, and the OS image its nodes run (Raspberry Pi OS Bookworm built by tests/lab/os-image.sh).
+pkgs=$(sed 's/#.*//' "$root/tests/packages/lab.txt" "$root/tests/packages/os-images.txt" | sort -u)
 missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
     echo "== Debian packages for the lab:" "$missing"
@@ -41,7 +53,7 @@ export ANSIBLE_FORKS=10 ANSIBLE_PIPELINING=1
 
 echo "== the virtual Turing Pi, every node off"
 "$root/tests/lab/lab" down >/dev/null 2>&1 || true
-"$root/tests/lab/lab" board-up 6
+"$root/tests/lab/lab" board-up 6 "${images[@]}"
 inventory=$TP_TMP/lab/cluster/board.turingpi.yml
 echo "== the board file the inventory plugin reads: $inventory"
 sed -n '/^boards:/,$p' "$inventory"

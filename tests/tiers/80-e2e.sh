@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-3.0-or-later
-# Tier 80: the whole cluster end to end on the virtual Turing Pi (tests/lab/lab board-up):
+# Tier 80: the whole cluster end to end on the virtual Turing Pi (tests/lab/lab board-up), whose
+# network-boot nodes run the OS images users flash (tests/lab/os-image.sh, docs/os-images.md):
+# slots 2-5 Raspberry Pi OS Bookworm, slots 6-7 a cloud-init family (TP_E2E_CLOUD_IMAGE):
 #  1. every node off; playbooks/bootstrap.yml brings up the master (cmb, router, netboot),
 #     powers the six network-boot modules through the virtual bus (the power supervisor boots
 #     their machines from the roots the master serves), provisions and verifies them;
 #  2. checked from outside: power register, running machines, each node reached through the
-#     master, running from its root on the master, provisioned;
+#     master with SSH checking the host keys bootstrap.yml was given for it (the controller's
+#     known_hosts, StrictHostKeyChecking=yes), running its image from its root on the master,
+#     the image's first-boot mechanism done, provisioned;
 #  3. a second bootstrap changes nothing;
 #  4. playbooks/reprovision.yml on node3 and node5 (one at a time): their roots are fresh, the
 #     other four nodes kept running untouched, the results file says ok;
@@ -19,6 +23,10 @@ LAB=$TP_TMP/lab
 INV=$TP_CLUSTER_INVENTORY
 BOARD=$LAB/run/board/board.json
 NODES="2 3 4 5 6 7"
+CLOUD_IMAGE=${TP_E2E_CLOUD_IMAGE:-ubuntu-24.04}
+KNOWN_HOSTS=$TP_TMP/lab/cluster/known_hosts
+# What each slot runs: the first-boot mechanism of its image family.
+family() { case "$1" in 6|7) echo cloud-init ;; *) echo raspios ;; esac; }
 
 . tests/lib/host-state.sh
 . tests/lib/checks.sh
@@ -51,7 +59,7 @@ playbook() {  # log name, playbook args...
 
 tests/lab/lab down >/dev/null 2>&1
 echo "--- the virtual Turing Pi, every node off"
-tests/lab/lab board-up 6 || { echo "80-e2e: the lab did not come up"; exit 1; }
+tests/lab/lab board-up 6 --image raspios-bookworm --image "6,7=$CLOUD_IMAGE" || { echo "80-e2e: the lab did not come up"; exit 1; }
 # 0x02: the master's bit only (docs/hardware.md "DS4520 at 0x57": node 1 = bit 1; bit 0 is unused).
 check "only the master has power" [ "$(( $(power_reg) & 0xFE ))" = 2 ]
 check "no node machine runs" [ "$(running)" = "node1 " ]
@@ -63,11 +71,21 @@ if playbook bootstrap-1 turingpi.cluster.bootstrap; then ok "bootstrap succeeded
 fi
 check "the power register has every slot on (0xFE)" [ "$(( $(power_reg) & 0xFE ))" = 254 ]
 check "all seven machines run" [ "$(running)" = "node1 node2 node3 node4 node5 node6 node7 " ]
+# The family from what the root has: Raspberry Pi OS's /etc/rpi-issue and userconf-pi's wizard
+# switched off, or cloud-init's own status once it is done.
 # shellcheck disable=SC2016  # expanded by the node's shell
-out=$(on_nodes turingpi_nodes 'sh -c "echo $(hostname) $(ip -4 -o addr show eth0 | grep -o 10.77.0.1[0-9]) $(cat /etc/tp-image-version) $(systemctl is-system-running)"')
+out=$(on_nodes turingpi_nodes 'sh -c "echo $(hostname) $(ip -4 -o addr show eth0 | grep -o 10.77.0.1[0-9]) $(if [ -f /etc/rpi-issue ]; then echo raspios-$(systemctl is-enabled userconfig.service 2>/dev/null); else cloud-init status 2>/dev/null | sed -n s/^status:\ /cloud-init-/p; fi) $(systemctl is-system-running)"')
 for s in $NODES; do
-    check "node$s answers through the master as node$s at 10.77.0.1$s from the image, systemd running" \
-        [ "$(out_of "$out" "node$s")" = "node$s 10.77.0.1$s lab-os running" ]
+    if [ "$(family "$s")" = raspios ]; then want="raspios-disabled"; else want="cloud-init-done"; fi
+    check "node$s answers through the master as node$s at 10.77.0.1$s, $(family "$s") first boot done ($want), systemd running" \
+        [ "$(out_of "$out" "node$s")" = "node$s 10.77.0.1$s $want running" ]
+done
+# Every node is reached with StrictHostKeyChecking=yes against the controller's known_hosts:
+# the keys there are the ones bootstrap.yml was given for the node; the node serves exactly them.
+for s in $NODES; do
+    check "node$s serves the ed25519 host key the controller was given for it" bash -c "
+        served=\$(tests/lab/lab exec 1 ssh-keyscan -t ed25519 -T 5 10.77.0.1$s 2>/dev/null | awk '{print \$3}')
+        [ -n \"\$served\" ] && grep -qx '10.77.0.1$s ssh-ed25519 '\"\$served\"'.*' '$KNOWN_HOSTS'"
 done
 # The root each node runs from is the one the master serves: a file written on the node shows up
 # in the master's NFS root directory for it.
@@ -127,6 +145,9 @@ keys_after=$(on_nodes node3,node5 'cat /etc/ssh/ssh_host_ed25519_key.pub')
 for s in 3 5; do
     check "node$s has new SSH host keys" \
         [ "$(out_of "$keys_before" "node$s")" != "$(out_of "$keys_after" "node$s")" ]
+    check "the controller knows node$s by its new key only" bash -c "
+        [ \$(grep -c '^10.77.0.1$s ssh-ed25519 ' '$KNOWN_HOSTS') = 1 ] &&
+        grep -q '^10.77.0.1$s '\"\$(echo '$(out_of "$keys_after" "node$s")' | cut -d' ' -f1,2)\" '$KNOWN_HOSTS'"
 done
 
 echo "--- reprovision refuses an unknown node and touches nothing"
