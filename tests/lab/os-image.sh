@@ -26,6 +26,7 @@
 # partition is loop-mounted and is the machine's /; the host kernel has no vfat, so the firmware
 # partition is extracted, bound where the image's fstab mounts it, and written back by stop.
 # Must run as root.
+# shellcheck disable=SC2317  # the functions are reached through main's dispatch and setup_FAMILY
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lib/env.sh
@@ -47,38 +48,81 @@ in_root() { local r=$1; shift; chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/b
 # What each family's root is made of. Packages are Debian's; what only the Raspberry Pi or
 # Ubuntu archive has is either installed from ../shared/realworld or missing (docs/os-images.md).
 COMMON_PKGS="systemd systemd-sysv libpam-systemd dbus udev openssh-server sudo iproute2 iputils-ping procps less kmod
- adduser netbase ca-certificates python3 python3-apt curl rsync file parted dosfstools fdisk"
+ adduser netbase ca-certificates python3 python3-apt curl rsync file parted dosfstools fdisk systemd-timesyncd"
 # raspi-config (the parts userconf-pi and rename-user call) and userconf-pi's scripts.
-RPI_PKGS="whiptail dos2unix kbd dphys-swapfile"
+RPI_PKGS="whiptail dos2unix kbd"
 family_suite() {
     case "$1" in
-        raspios-bookworm|ubuntu-24.04) echo bookworm ;;
+        raspios-bookworm) echo bookworm ;;
         raspios-bullseye) echo bullseye ;;
-        raspios-trixie) echo trixie ;;
+        raspios-trixie|ubuntu-24.04) echo trixie ;;
         *) die "unknown family '$1' (families: $FAMILIES)" ;;
     esac
 }
+# Ubuntu 24.04 is built on trixie: its cloud-init (25.1), netplan (1.1.2) and systemd (257) are
+# nearer to what Ubuntu 24.04 runs (cloud-init 25.x, netplan 1.0 with the same wait-online code,
+# systemd 255) than bookworm's (22.4, 0.106, 252), and netplan 1.1 decides whether the boot waits
+# for the network the way Ubuntu's does (docs/os-images.md, ubuntu-24.04).
 family_packages() {
     case "$1" in
-        raspios-bookworm) echo "$COMMON_PKGS $RPI_PKGS network-manager" ;;
-        raspios-bullseye) echo "$COMMON_PKGS $RPI_PKGS dhcpcd5 network-manager" ;;
-        raspios-trixie) echo "$COMMON_PKGS $RPI_PKGS network-manager cloud-init python3-cffi-backend" ;;
+        # Bullseye and Bookworm swap with dphys-swapfile; Trixie has rpi-swap (not in Debian).
+        raspios-bookworm) echo "$COMMON_PKGS $RPI_PKGS dphys-swapfile network-manager" ;;
+        raspios-bullseye) echo "$COMMON_PKGS $RPI_PKGS dphys-swapfile dhcpcd5 network-manager" ;;
+        raspios-trixie) echo "$COMMON_PKGS $RPI_PKGS network-manager cloud-init python3-cffi-backend netplan.io" ;;
         ubuntu-24.04) echo "$COMMON_PKGS cloud-init python3-cffi-backend netplan.io systemd-resolved" ;;
     esac
+}
+# suite_packages SUITE: what the families of SUITE need, together: one debootstrapped root per
+# suite; each family's image removes what only the others need (drop_others).
+suite_packages() {
+    local f n=0
+    for f in $FAMILIES; do [ "$(family_suite "$f")" = "$1" ] && n=$((n + 1)); done
+    # One family: its own list as it is (the cache key of its root stays what it was).
+    if [ "$n" = 1 ]; then
+        for f in $FAMILIES; do [ "$(family_suite "$f")" = "$1" ] && family_packages "$f"; done
+        return 0
+    fi
+    for f in $FAMILIES; do
+        [ "$(family_suite "$f")" = "$1" ] && family_packages "$f"
+    done | tr ' ' '\n' | sed '/^$/d' | LC_ALL=C sort -u | paste -sd' ' -
+}
+# drop_others ROOT FAMILY: purge the packages of the shared root that FAMILY does not have (their
+# own dependencies stay: the image is then a superset of a root debootstrapped for it alone).
+drop_others() {
+    local r=$1 family=$2 p mine others=()
+    mine=" $(family_packages "$family" | tr -s ' \n' '  ') "
+    for p in $(suite_packages "$(family_suite "$family")"); do
+        [[ $mine == *" $p "* ]] || others+=("$p")
+    done
+    [ ${#others[@]} = 0 ] || in_root "$r" dpkg --purge "${others[@]}" >/dev/null 2>&1 \
+        || die "$family: dpkg --purge ${others[*]} failed"
 }
 
 realworld_hash() {
     [ -d "$RW/raspberrypi-sys-mods" ] || die "no ../shared/realworld beside the repository ($RW)"
     (cd "$RW" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
 }
-image_key() { { sha256sum "$0" | cut -c1-16; realworld_hash; echo "$1"; } | sha256sum | cut -c1-16; }
+image_key() { { sha256sum "$0" "$REALWORLD_ROOT_PY" | cut -c1-16; realworld_hash; echo "$1"; } | sha256sum | cut -c1-16; }
 
-# base_root SUITE PACKAGES: a debootstrapped root, cached by suite and package list.
+unmount_under() {  # DIR: unmount whatever is mounted under DIR, deepest first
+    local m
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done \
+        < <(awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r)
+}
+
+# base_root SUITE: a debootstrapped root with the packages of the suite's families, cached by
+# suite and package list.
 base_root() {
-    local suite=$1 pkgs=$2 key base
+    local suite=$1 pkgs key base
+    pkgs=$(suite_packages "$suite")
     key=$(echo "$suite $pkgs" | sha256sum | cut -c1-12)
     base=$OSI/base-$suite-$key
+    # Families of one suite share the root: one debootstrap at a time per suite.
+    exec 9>"$OSI/.base-$suite.lock"
+    flock 9
     if [ ! -f "$base/.complete" ]; then
+        # A debootstrap that was killed leaves its /proc (and more) mounted in the half-made root.
+        unmount_under "$base.tmp"
         rm -rf "$base.tmp"
         mkdir -p "$base.tmp" "$OSI/debs-$suite"
         log "debootstrap $suite -> $base (minutes)"
@@ -89,15 +133,17 @@ base_root() {
             tail -20 "$OSI/debootstrap-$suite.log" >&2
             die "debootstrap $suite failed (log $OSI/debootstrap-$suite.log)"
         fi
+        unmount_under "$base.tmp"
         rm -rf "$base.tmp/var/cache/apt/archives/"*.deb "$base.tmp/var/lib/apt/lists/"*
         touch "$base.tmp/.complete"
         mv "$base.tmp" "$base"
         log "debootstrap $suite: $((SECONDS - t0)) s"
         # Roots of older package lists go; those of the other families stay.
         local old f keep
-        keep=$(for f in $FAMILIES; do echo "$OSI/base-$(family_suite "$f")-$(echo "$(family_suite "$f") $(family_packages "$f")" | sha256sum | cut -c1-12)"; done)
+        keep=$(for f in $FAMILIES; do f=$(family_suite "$f"); echo "$OSI/base-$f-$(echo "$f $(suite_packages "$f")" | sha256sum | cut -c1-12)"; done)
         for old in "$OSI"/base-*; do grep -qxF "$old" <<<"$keep" || rm -rf "$old"; done
     fi
+    exec 9>&-
     echo "$base"
 }
 
@@ -144,11 +190,11 @@ install_userconf() {
 # pi_gen_users ROOT: stage1 and stage2 of pi-gen for the first user (FIRST_USER_NAME=pi, no
 # FIRST_USER_PASS, as the official images), root without a password.
 pi_gen_users() {
-    local r=$1
+    local r=$1 disabled=${2:---disabled-password}
     sed -i 's|^SHELL=/bin/sh|SHELL=/bin/bash|; s|^# SKEL=/etc/skel|SKEL=/etc/skel|' "$r/etc/default/useradd"
     # shellcheck disable=SC2016  # the script runs in the root's shell
     in_root "$r" sh -ec '
-        id -u pi >/dev/null 2>&1 || adduser --disabled-password --gecos "" pi >/dev/null
+        id -u pi >/dev/null 2>&1 || adduser '"$disabled"' --gecos "" pi >/dev/null
         echo "root:root" | chpasswd
         for GRP in input spi i2c gpio; do groupadd -f -r "$GRP"; done
         for GRP in adm dialout cdrom audio users sudo video games plugdev input gpio spi i2c netdev render; do
@@ -158,12 +204,14 @@ pi_gen_users() {
         usermod --pass="*" root'
 }
 
-# pi_gen_ssh ROOT: stage2/01-sys-tweaks: ssh off (ENABLE_SSH=0), regenerate_ssh_host_keys on,
-# the host keys deleted.
+# pi_gen_ssh ROOT RELEASE: stage2/01-sys-tweaks: ssh off (ENABLE_SSH=0), regenerate_ssh_host_keys
+# on where the release's stage enables it (Bookworm; not Trixie), the host keys deleted.
 pi_gen_ssh() {
-    local r=$1
+    local r=$1 release=$2
     in_root "$r" systemctl disable ssh >/dev/null 2>&1
-    in_root "$r" systemctl enable regenerate_ssh_host_keys >/dev/null 2>&1
+    if grep -q 'systemctl enable regenerate_ssh_host_keys' "$RW/pi-gen/$release/stage2/01-sys-tweaks/01-run.sh"; then
+        in_root "$r" systemctl enable regenerate_ssh_host_keys >/dev/null 2>&1
+    fi
     rm -f "$r/etc/ssh/"ssh_host_*_key*
 }
 
@@ -263,13 +311,15 @@ hostname_raspberrypi() {  # stage1/02-net-tweaks
     printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n\n127.0.1.1\t\traspberrypi\n' > "$1/etc/hosts"
 }
 
-# setup_raspios ROOT FWDIR DISKID FWMNT: Raspberry Pi OS Lite as pi-gen builds it, the stages
-# that decide the first boot, with the firmware partition at FWMNT (/boot/firmware since
-# Bookworm, /boot before).
+# setup_raspios ROOT FWDIR DISKID FWMNT [RELEASE]: Raspberry Pi OS Lite as pi-gen builds it, the
+# stages that decide the first boot, with the firmware partition at FWMNT (/boot/firmware since
+# Bookworm, /boot before). RELEASE is the pi-gen of ../shared/realworld to follow (bookworm, also
+# for Bullseye; trixie).
 setup_raspios() {
-    local r=$1 fw=$2 id=$3 fwmnt=$4 f
+    local r=$1 fw=$2 id=$3 fwmnt=$4 release=${5:-bookworm} f
+    local pigen=$RW/pi-gen/$release
     # stage1/01-sys-tweaks (Bookworm's fstab; Bullseye's differs only in mounting it on /boot).
-    sed "s|/boot/firmware |$fwmnt |" "$RW/pi-gen/bookworm/stage1/01-sys-tweaks/files/fstab" > "$r/etc/fstab"
+    sed "s|/boot/firmware |$fwmnt |" "$pigen/stage1/01-sys-tweaks/files/fstab" > "$r/etc/fstab"
     hostname_raspberrypi "$r"
     mkdir -p "$r$fwmnt"
     if [ "$fwmnt" = /boot/firmware ]; then      # stage1/00-boot-files
@@ -281,11 +331,20 @@ setup_raspios() {
     install_sys_mods "$r"
     set_fwloc "$r" "$fwmnt"
     install_userconf "$r"
-    pi_gen_users "$r"
-    pi_gen_ssh "$r"
+    # stage1/01-sys-tweaks/00-run.sh: adduser --disabled-password (Bookworm) or --disabled-login
+    # (Trixie), as the release's script says.
+    pi_gen_users "$r" "$(grep -o -- '--disabled-[a-z]*' "$pigen/stage1/01-sys-tweaks/00-run.sh" | head -1)"
+    pi_gen_ssh "$r" "$release"
     rename_user "$r"
-    # stage1 cmdline.txt with stage2's 07-resize-init.diff; ROOTDEV is filled in below.
-    echo "console=serial0,115200 console=tty1 root=ROOTDEV rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot" > "$fw/cmdline.txt"
+    if [ "$release" = trixie ]; then
+        # stage1/00-boot-files/files/cmdline.txt of pi-gen master (RELEASE=trixie, the commit of
+        # ../shared/realworld/pi-gen/trixie): `resize` (rpi-resize) instead of Bookworm's
+        # init=/usr/lib/raspberrypi-sys-mods/firstboot.
+        echo "console=serial0,115200 console=tty1 root=ROOTDEV rootfstype=ext4 fsck.repair=yes rootwait resize" > "$fw/cmdline.txt"
+    else
+        # stage1 cmdline.txt with stage2's 07-resize-init.diff; ROOTDEV is filled in below.
+        echo "console=serial0,115200 console=tty1 root=ROOTDEV rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot" > "$fw/cmdline.txt"
+    fi
     # export-image/04-set-partuuid
     sed -i "s/BOOTDEV/PARTUUID=${id}-01/; s/ROOTDEV/PARTUUID=${id}-02/" "$r/etc/fstab"
     sed -i "s/ROOTDEV/PARTUUID=${id}-02/" "$fw/cmdline.txt"
@@ -318,12 +377,134 @@ setup_raspios_bullseye() {  # ROOT FWDIR DISKID
     pi_gen_finalise "$r" "$fw"
 }
 
+setup_raspios_trixie() {  # ROOT FWDIR DISKID
+    local r=$1 fw=$2 f seed=$RW/pi-gen/trixie/stage2/04-cloud-init
+    drop_others "$r" raspios-trixie
+    setup_raspios "$@" /boot/firmware trixie
+    # stage2/02-net-tweaks (as Bookworm's): NetworkManager, WLAN off until a country is set.
+    mkdir -p "$r/var/lib/NetworkManager"
+    printf '[main]\nWirelessEnabled=false\n' > "$r/var/lib/NetworkManager/NetworkManager.state"
+    rpi_cloud_init_mods "$r"
+    # The image's cloud-init orders its network stage as 26.1 renders it for raspberry-pi-os
+    # ("validated in current downstream images", canonical/cloud-init#6459); Debian's 25.1 waits
+    # for systemd-networkd-wait-online before sysinit.target, which holds the whole boot.
+    cloud_init_network_unit "$r"
+    # stage2/04-cloud-init/01-run.sh (ENABLE_CLOUD_INIT=1 in the official build): the NoCloud seed
+    # files, every key in them commented out, on the firmware partition.
+    # shellcheck disable=SC2016  # the text of pi-gen's script
+    grep -qF 'files/meta-data "${ROOTFS_DIR}/boot/firmware/meta-data"' "$seed/01-run.sh" \
+        || die "pi-gen trixie's 04-cloud-init no longer installs the seed as this script expects"
+    for f in meta-data user-data network-config; do install -m 755 "$seed/files/$f" "$fw/$f"; done
+    rm -rf "$r/var/lib/cloud" "$r/etc/netplan/"*.yaml
+    # shellcheck disable=SC2086  # one word per file
+    boot_files "$fw" raspios-trixie $RPI_FIRMWARE
+    # stage1/00-boot-files/files/config.txt of pi-gen master: Bookworm's with a [pi5] section.
+    rpi_config_txt "$fw/config.txt"
+    sed -i '$d' "$fw/config.txt"
+    printf '[pi5]\ndtoverlay=nospi10\n\n[all]\n' >> "$fw/config.txt"
+    pi_gen_finalise "$r" "$fw"
+    # export-image/05-finalise of trixie: machine-id "uninitialized" (systemd's first boot, which
+    # openssh's sshd-keygen.service waits for), /boot/issue.txt a link to the firmware's.
+    # shellcheck disable=SC2016  # the text of pi-gen's script
+    grep -qF 'echo "uninitialized" > "${ROOTFS_DIR}/etc/machine-id"' "$RW/pi-gen/trixie/export-image/05-finalise/01-run.sh" \
+        || die "pi-gen trixie's 05-finalise no longer writes machine-id as this script expects"
+    echo uninitialized > "$r/etc/machine-id"
+    ln -sfn firmware/issue.txt "$r/boot/issue.txt"
+}
+
+# cloud_init_network_unit ROOT: cloud-init-network.service as cloud-init's
+# systemd/cloud-init-network.service.tmpl renders it for the variants ubuntu (cloud-init 24.4 and
+# later, canonical/cloud-init#5772) and raspberry-pi-os (26.1 and later, #6459): Debian's unit but
+# for `After=systemd-networkd-wait-online.service`, which the template writes for the other
+# variants (debian among them). It goes to /etc/systemd/system, over the package's.
+cloud_init_network_unit() {
+    local r=$1 unit=$1/usr/lib/systemd/system/cloud-init-network.service
+    grep -qx 'After=systemd-networkd-wait-online.service' "$unit" \
+        || die "Debian's cloud-init-network.service no longer orders after systemd-networkd-wait-online"
+    grep -vx 'After=systemd-networkd-wait-online.service' "$unit" > "$r/etc/systemd/system/cloud-init-network.service"
+}
+
+# rpi_cloud_init_mods ROOT: what the Raspberry Pi archive's rpi-cloud-init-mods installs (the
+# package is not available here). RPi-Distro/pi-gen commit 311cb500 (2025-10-20, "Move cfg files
+# into package and simplify runsh") deleted stage2/04-cloud-init/files/99_raspberry-pi.cfg and
+# files/00-network-manager-all.yaml with the 01-run.sh lines that installed them, and added
+# rpi-cloud-init-mods to 00-packages: the two files below are as pi-gen had them then.
+rpi_cloud_init_mods() {
+    local r=$1
+    install -d "$r/etc/cloud/cloud.cfg.d" "$r/usr/lib/netplan"
+    cat > "$r/etc/cloud/cloud.cfg.d/99_raspberry-pi.cfg" <<'EOF'
+# configure cloud-init with NoCloud
+
+datasource_list: [ NoCloud, None ]
+datasource:
+  NoCloud:
+    seedfrom: file:///boot/firmware
+
+# Leave SSH key emission to console disabled so that
+# users can decide whether to enable it manually.
+ssh:
+  emit_keys_to_console: false
+no_ssh_fingerprints: true
+
+# Disable SSH host key generation
+# regenerate_ssh_host_keys.service will take care 
+# of it on first boot
+ssh_deletekeys: false
+# Disable generation as it could be that the new keys
+# aren't available yet when the service runs.
+# also they are really only needed for the ssh service
+# which will only run after the keys are already present
+# so we don't schedule cloud-init after key generation
+# as that would delay first boot too much
+ssh_genkeytypes: []
+EOF
+    # Netplan hands every device to NetworkManager (pi-gen put it in /lib/netplan, mode 600).
+    printf 'network:\n  version: 2\n  renderer: NetworkManager\n' > "$r/usr/lib/netplan/00-network-manager-all.yaml"
+    chmod 600 "$r/usr/lib/netplan/00-network-manager-all.yaml"
+    # The image's cloud-init is built for the raspberry-pi-os variant (cloud-init 25.2 and later);
+    # Debian's 25.1 here knows only "debian" (default user debian). This is the system_info that
+    # cloud-init's config/cloud.cfg.tmpl renders for raspberry-pi-os, on the distro debian.
+    cat > "$r/etc/cloud/cloud.cfg.d/05_raspberry-pi-os.cfg" <<'EOF'
+# tests/lab/os-image.sh: the system_info of cloud.cfg as cloud-init 25.2+ renders it for the
+# raspberry-pi-os variant (this root has Debian's cloud-init 25.1, variant debian).
+system_info:
+  default_user:
+    name: pi
+    lock_passwd: True
+    gecos: Raspberry Pi OS
+    groups: [adm, dialout, cdrom, audio, users, sudo, video, games, plugdev, input, gpio, spi, i2c, netdev, render, lpadmin]
+    sudo: ["ALL=(ALL) NOPASSWD:ALL"]
+    shell: /bin/bash
+  network:
+    renderers: ['netplan', 'network-manager']
+    activators: ['netplan', 'network-manager']
+EOF
+}
+
+# unit_text NAME: the bytes constant NAME of the unit tests' realworld_root.py (Ubuntu's seed and
+# datasource setting are written there once, for both the unit tests' image and this one).
+REALWORLD_ROOT_PY=$TP_ROOT/tests/unit/plugins/module_utils/realworld_root.py
+unit_text() {
+    python3 - "$REALWORLD_ROOT_PY" "$1" <<'EOF'
+import ast
+import sys
+
+for node in ast.parse(open(sys.argv[1]).read()).body:
+    if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == sys.argv[2] for t in node.targets):
+        sys.stdout.buffer.write(ast.literal_eval(node.value))
+        break
+else:
+    sys.exit('%s: no %s' % (sys.argv[1], sys.argv[2]))
+EOF
+}
+
 # --- Ubuntu Server for Raspberry Pi, from Debian packages ------------------------------------
 # What the Ubuntu 24.04 preinstalled server image has for its first boot: cloud-init's NoCloud
 # seed on the system-boot partition (found by its label), netplan rendering for
 # systemd-networkd, the default user ubuntu whose password "ubuntu" expires at first login.
 setup_ubuntu_24_04() {  # ROOT FWDIR DISKID
     local r=$1 fw=$2
+    drop_others "$r" ubuntu-24.04
     printf 'LABEL=writable\t/\text4\tdiscard,errors=remount-ro\t0\t1\nLABEL=system-boot\t/boot/firmware\tvfat\tdefaults\t0\t1\n' > "$r/etc/fstab"
     mkdir -p "$r/boot/firmware"
     echo ubuntu > "$r/etc/hostname"
@@ -348,59 +529,21 @@ system_info:
   ssh_svcname: ssh
 EOF
     # The raspi image's own datasource setting: NoCloud, seed on the partition labelled system-boot.
-    cat > "$r/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg" <<'EOF'
-# configure cloud-init for NoCloud
-datasource_list: [ NoCloud, None ]
-datasource:
-  NoCloud:
-    fs_label: system-boot
-EOF
-    # Ubuntu Server: systemd-networkd (what netplan renders for) and resolved; ssh on; no host keys
+    unit_text UBUNTU_FAKE_CLOUD > "$r/etc/cloud/cloud.cfg.d/99-fake_cloud.cfg"
+    # Ubuntu Server: systemd-networkd (what netplan renders for; enabling it enables
+    # systemd-networkd-wait-online too, as on Ubuntu) and resolved; ssh on; no host keys
     # (cloud-init makes them on the first boot).
     in_root "$r" systemctl enable systemd-networkd systemd-resolved ssh >/dev/null 2>&1
+    # cloud-init-network.service as cloud-init renders it for the variant ubuntu (24.4 and later,
+    # canonical/cloud-init#5772). Whether the boot waits for the network is then netplan's
+    # decision (its drop-in for systemd-networkd-wait-online: docs/os-images.md).
+    cloud_init_network_unit "$r"
     rm -f "$r/etc/ssh/"ssh_host_*_key* "$r/etc/netplan/"*.yaml
     in_root "$r" usermod --pass='*' root
     # The seed the image ships on system-boot.
-    cat > "$fw/user-data" <<'EOF'
-#cloud-config
-
-# This is the user-data configuration file for cloud-init. By default this sets
-# up an initial user called "ubuntu" with password "ubuntu", which must be
-# changed at first login. However, many additional actions can be initiated on
-# first boot from this file. The cloud-init documentation has more details:
-#
-# https://cloudinit.readthedocs.io/
-
-# On first boot, set the (default) ubuntu user's password to "ubuntu" and
-# expire user passwords
-chpasswd:
-  expire: true
-  users:
-  - name: ubuntu
-    password: ubuntu
-    type: text
-
-# Enable password authentication with the SSH daemon
-ssh_pwauth: true
-EOF
-    printf '# This is the meta-data configuration file for cloud-init. Typically this just\n# contains the instance_id.\n\ninstance_id: cloud-image\n' > "$fw/meta-data"
-    cat > "$fw/network-config" <<'EOF'
-# This file contains a netplan-compatible configuration which cloud-init will
-# apply on first-boot (note: it will *not* update the config after the first
-# boot). Please refer to the cloud-init documentation and the netplan reference
-# for full details:
-#
-# https://netplan.io/reference
-# https://cloudinit.readthedocs.io/en/latest/topics/network-config.html
-# https://cloudinit.readthedocs.io/en/latest/topics/network-config-format-v2.html
-
-network:
-  version: 2
-  ethernets:
-    eth0:
-      dhcp4: true
-      optional: true
-EOF
+    unit_text UBUNTU_USER_DATA > "$fw/user-data"
+    unit_text UBUNTU_META_DATA > "$fw/meta-data"
+    unit_text UBUNTU_NETWORK_CONFIG > "$fw/network-config"
     # shellcheck disable=SC2086  # one word per file
     boot_files "$fw" ubuntu-24.04 $UBUNTU_FIRMWARE
     cat > "$fw/config.txt" <<'EOF'
@@ -484,7 +627,7 @@ make_disk() {
 }
 
 build() {
-    local family=$1 suite key img pkgs base work r fw id t0=$SECONDS
+    local family=$1 suite key img base work r fw id t0=$SECONDS
     suite=$(family_suite "$family")
     key=$(image_key "$family")
     img=$OSI/$family.img
@@ -494,8 +637,7 @@ build() {
     flock 8
     if [ -f "$img" ] && [ "$(cat "$OSI/$family.key" 2>/dev/null)" = "$key" ]; then echo "$img"; return 0; fi
     declare -F "setup_${family//[-.]/_}" >/dev/null || die "$family: not built yet (docs/os-images.md says why)"
-    pkgs=$(family_packages "$family")
-    base=$(base_root "$suite" "$pkgs")
+    base=$(base_root "$suite")
     work=$OSI/work-$family
     rm -rf "$work"
     mkdir -p "$work/fw"
@@ -553,8 +695,11 @@ mac_of() { printf '02:78:%s\n' "$(echo "$1" | sha256sum | sed 's/\(..\)\(..\)\(.
 nsx() { local n=$1; shift; ip netns exec "$n" "$@"; }
 
 switch_up() {
-    [ -e "/run/netns/$P-sw" ] && return 0
     mkdir -p "$RUN"
+    # Machines booted at once share one switch: the first makes it, the others wait for it.
+    exec 7>"$RUN/.switch.lock"
+    flock 7
+    if [ -e "/run/netns/$P-sw" ]; then exec 7>&-; return 0; fi
     ip netns add "$P-sw"
     nsx "$P-sw" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip -n "$P-sw" link set lo up
@@ -582,7 +727,8 @@ user=root
 group=root
 EOF
     : > "$RUN/dnsmasq.leases"
-    nsx "$P-sw" dnsmasq --conf-file="$RUN/dnsmasq.conf"
+    nsx "$P-sw" dnsmasq --conf-file="$RUN/dnsmasq.conf" 7>&-
+    exec 7>&-
 }
 
 switch_down() {
@@ -668,7 +814,8 @@ boot() {
         </dev/null >"$m/console.log" 2>&1 &
     echo $! > "$m/nspawn.pid"
     # Up when its systemd has finished starting (running or degraded), as a console would show.
-    local deadline=$((SECONDS + ${TP_OSI_BOOT_TIMEOUT:-120})) state=
+    # Raspberry Pi OS 13 waits 2 minutes for systemd-networkd-wait-online: docs/os-images.md.
+    local deadline=$((SECONDS + ${TP_OSI_BOOT_TIMEOUT:-180})) state=
     while [ $SECONDS -lt $deadline ]; do
         machine_pid "$name" >/dev/null || { tail -20 "$m/console.log" >&2; die "$name died while booting"; }
         if leader "$name" >/dev/null; then
@@ -823,9 +970,14 @@ down() {
     local name
     for name in $(machines); do stop "$name"; done
     switch_down
+    rm -f "$RUN/.switch.lock"
     rmdir "$RUN" 2>/dev/null || true
 }
 
+# The dispatch is one function, called on the script's last line with an exit after it: bash
+# reads a script as it runs it, and a long `boot` must not go on reading a file that was changed
+# meanwhile (another checkout, an edit).
+main() {
 cmd=${1:-}; shift || true
 [ "$(id -u)" = 0 ] || die "must run as root"
 case "$cmd" in
@@ -840,3 +992,5 @@ case "$cmd" in
     down) down ;;
     *) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
+}
+main "$@"; exit $?

@@ -120,8 +120,18 @@ datasource:
   NoCloud:
     fs_label: system-boot
 '''
-# Ubuntu's seed on system-boot: the default user ubuntu whose password must be changed.
+# Ubuntu's seed on system-boot, as the Ubuntu 24.04 preinstalled server image ships it: the default
+# user ubuntu whose password must be changed. tests/lab/os-image.sh reads these three (and
+# UBUNTU_FAKE_CLOUD) from this file for its lab image: the text is kept here only.
 UBUNTU_USER_DATA = b'''#cloud-config
+
+# This is the user-data configuration file for cloud-init. By default this sets
+# up an initial user called "ubuntu" with password "ubuntu", which must be
+# changed at first login. However, many additional actions can be initiated on
+# first boot from this file. The cloud-init documentation has more details:
+#
+# https://cloudinit.readthedocs.io/
+
 # On first boot, set the (default) ubuntu user's password to "ubuntu" and
 # expire user passwords
 chpasswd:
@@ -133,6 +143,27 @@ chpasswd:
 
 # Enable password authentication with the SSH daemon
 ssh_pwauth: true
+'''
+UBUNTU_META_DATA = b'''# This is the meta-data configuration file for cloud-init. Typically this just
+# contains the instance_id.
+
+instance_id: cloud-image
+'''
+UBUNTU_NETWORK_CONFIG = b'''# This file contains a netplan-compatible configuration which cloud-init will
+# apply on first-boot (note: it will *not* update the config after the first
+# boot). Please refer to the cloud-init documentation and the netplan reference
+# for full details:
+#
+# https://netplan.io/reference
+# https://cloudinit.readthedocs.io/en/latest/topics/network-config.html
+# https://cloudinit.readthedocs.io/en/latest/topics/network-config-format-v2.html
+
+network:
+  version: 2
+  ethernets:
+    eth0:
+      dhcp4: true
+      optional: true
 '''
 UBUNTU_FSTAB = b'LABEL=writable\t/\text4\tdiscard,errors=remount-ro\t0\t1\nLABEL=system-boot       /boot/firmware  vfat    defaults        0       1\n'
 
@@ -385,8 +416,8 @@ class Image(object):
                                         b'rootwait fixrtc quiet splash\n')
         write(self.boot, 'config.txt', b'[all]\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n')
         write(self.boot, 'user-data', UBUNTU_USER_DATA)
-        write(self.boot, 'meta-data', b'instance_id: cloud-image\n')
-        write(self.boot, 'network-config', b'network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n      optional: true\n')
+        write(self.boot, 'meta-data', UBUNTU_META_DATA)
+        write(self.boot, 'network-config', UBUNTU_NETWORK_CONFIG)
 
 
 def build(top, family):
