@@ -65,20 +65,22 @@ _value:
       description:
         - Per master (inventory name) its V(name), V(board), V(bus) (default V('1')), V(persist)
           (C(turingpi_power_persist)), V(subnet), V(prefix), V(router) (its cluster address), V(node_offset),
-          V(power) (its own declared power or null).
+          V(power) (its own declared power or null), V(module) (its module type or null).
         - V(nodes), the nodes it drives sorted by slot (as under RV(_value.nodes)); V(slots), slot to node name.
         - V(declared_power), slot to V(on)/V(off) for its nodes (and itself when it declares C(turingpi_power));
           V(local_power) and V(netboot_power), the same split by boot source.
         - V(router_nodes), V({name, mac, ip}) per node with a MAC (the router role's C(router_nodes));
-          V(netboot_nodes), V({name, serial}) per network-boot node with a serial; V(netboot_without_serial),
+          V(netboot_nodes), V({name, serial, image, module}) per network-boot node with a serial (the netboot
+          role's C(netboot_nodes)); V(netboot_without_serial),
           the names of network-boot nodes that have none; V(names), the names the router gives the master.
         - V(netboot), the master's netboot settings that a node's play needs when it runs the netboot role
           delegated to its master.
       type: dict
     nodes:
       description:
-        - Per node (inventory name) its V(name), V(master), V(board), V(bus) (its master's), V(slot), V(boot),
-          V(image), V(power), V(address), V(mac) and V(serial), normalised.
+        - Per node (inventory name) its V(name), V(master), V(board), V(bus) (its master's), V(slot), V(module)
+          (C(cm1), C(cm3), C(cm3-lite), C(cm3plus), C(cm3plus-lite) or null), V(boot), V(image), V(power), V(address),
+          V(mac) and V(serial), normalised.
       type: dict
 '''
 

@@ -153,7 +153,14 @@ base_root() {
 # rpi-display-backlight, not regenerate_ssh_host_keys).
 install_sys_mods() {
     local r=$1 src=$RW/raspberrypi-sys-mods d f name
-    for d in etc lib usr var; do [ -d "$src/$d" ] && cp -a --no-preserve=ownership "$src/$d" "$r/"; done
+    # File by file, as dpkg unpacks them: directories the root lacks are made 0755, and those it
+    # has (/etc, /usr) keep their mode (a copy of the tree would give them the source's, 0555
+    # in ../shared/realworld, and systemd-hostnamed could not write /etc/machine-info).
+    for d in etc lib usr var; do
+        [ -d "$src/$d" ] || continue
+        (cd "$src" && find "$d" -type d) | while read -r f; do [ -d "$r/$f" ] || mkdir -m 755 "$r/$f"; done
+        (cd "$src" && find "$d" ! -type d) | while read -r f; do cp -a --no-preserve=ownership "$src/$f" "$r/$f"; done
+    done
     chmod 0440 "$r"/etc/sudoers.d/010_*
     for f in "$src"/debian/raspberrypi-sys-mods.*.service; do
         name=${f##*/raspberrypi-sys-mods.}
