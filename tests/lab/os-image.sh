@@ -701,12 +701,14 @@ valid_name() { [[ "$1" =~ ^[a-z][a-z0-9-]{0,9}$ ]] || die "machine name must mat
 mac_of() { printf '02:78:%s\n' "$(echo "$1" | sha256sum | sed 's/\(..\)\(..\)\(..\)\(..\).*/\1:\2:\3:\4/')"; }
 nsx() { local n=$1; shift; ip netns exec "$n" "$@"; }
 
-switch_up() {
-    mkdir -p "$RUN"
-    # Machines booted at once share one switch: the first makes it, the others wait for it.
-    exec 7>"$RUN/.switch.lock"
-    flock 7
-    if [ -e "/run/netns/$P-sw" ]; then exec 7>&-; return 0; fi
+# The switch lock: a machine registers itself (its image file) and makes the switch if there is
+# none under it, and the last machine to stop takes the switch (and the prefix's cgroup parents)
+# down under it, so machines booted and stopped at once never lose the switch under a boot.
+lock_switch() { mkdir -p "$RUN"; exec 7>"$RUN/.switch.lock"; flock 7; }
+unlock_switch() { exec 7>&-; }
+
+switch_up() {  # with the switch lock held
+    if [ -e "/run/netns/$P-sw" ]; then return 0; fi
     ip netns add "$P-sw"
     nsx "$P-sw" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip -n "$P-sw" link set lo up
@@ -735,7 +737,6 @@ group=root
 EOF
     : > "$RUN/dnsmasq.leases"
     nsx "$P-sw" dnsmasq --conf-file="$RUN/dnsmasq.conf" 7>&-
-    exec 7>&-
 }
 
 switch_down() {
@@ -784,8 +785,10 @@ boot() {
     machine_pid "$name" >/dev/null && die "$name is already running"
     m=$RUN/$name
     rm -rf "$m" && mkdir -p "$m/root" "$m/fw"
+    lock_switch
     echo "$img" > "$m/image"
     switch_up
+    unlock_switch
     # The root partition, as the machine's /, with the mount options of the image's fstab (in
     # a container systemd-remount-fs cannot apply them: it finds no device by PARTUUID or LABEL).
     read -r start size < <(part "$img" 83) || die "$img: no Linux partition"
@@ -938,7 +941,7 @@ stop() {
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
         while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
     fi
-    while read -r d; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; rmdir "${d%/*}" 2>/dev/null || true; done < <(cgroup_dirs "$name")
+    while read -r d; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; done < <(cgroup_dirs "$name")
     [ -f "$m/tty8.pid" ] && kill "$(cat "$m/tty8.pid")" 2>/dev/null
     if mountpoint -q "$m/root"; then
         [ -f "$m/fw.manifest" ] && fw_writeback "$name"
@@ -953,8 +956,14 @@ stop() {
     fi
     ip -n "$P-sw" link del "v-$name" 2>/dev/null || true
     rm -rf "$m"
-    # The switch goes with the last machine.
-    [ -n "$(machines)" ] || switch_down
+    # The switch and the cgroup parents go with the last machine.
+    lock_switch
+    if [ -z "$(machines)" ]; then
+        switch_down
+        while read -r d; do rmdir "${d%/*}" 2>/dev/null || true; done < <(cgroup_dirs "$name")
+    fi
+    unlock_switch
+    return 0
 }
 
 machines() { local d; for d in "$RUN"/*/; do [ -f "$d/image" ] && basename "$d"; done 2>/dev/null; return 0; }

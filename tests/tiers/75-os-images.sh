@@ -12,8 +12,15 @@
 #     on this boot, admin logs in, the input is consumed (or kept, for a seed) as the real code
 #     does, the address came from the image's own network manager; booted a second time, nothing
 #     first-boot happens again.
-# Images are built once and cached (a cold build takes minutes: docs/os-images.md). Machines,
-# namespaces and mounts are removed at the end; the tier fails if the host is not as found.
+# Images are built once and cached (a cold build takes minutes: docs/os-images.md), one after the
+# other, before any machine boots. Then each family runs in a subshell of its own (its files in
+# WORK/FAMILY, machine names of its own: bw-*, bu-*, tx-*, u24-*, its output to WORK/FAMILY.log,
+# its counts to WORK/FAMILY.result), in two lanes at once: raspios-trixie alone (its boots wait 2
+# minutes each, the machine idle), the other families one after the other beside it. (All four at
+# once, six first boots on a 2-CPU host, slowed bullseye's dhcpcd until it took a link-local
+# address before its lease.) The logs are printed in the order of the families, the counts summed;
+# a family whose subshell ended without its counts fails the tier. Machines, namespaces and mounts
+# are removed at the end; the tier fails if the host is not as found.
 #   TP_OSI_FAMILIES="raspios-bookworm"   the families to test (default: all four)
 # shellcheck disable=SC2317  # the helpers are reached through check and main
 set -uo pipefail
@@ -42,7 +49,16 @@ state() {  # what this tier may leave behind (not the lab's tplab-*: others may 
     losetup -n -l -O BACK-FILE 2>/dev/null | grep -F "$WORK/" || true
 }
 before=$(state)
-cleanup() { "$OSI" down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+# The lanes' subshells while they run (each leads a process group of its own: main).
+declare -A lane_pid=()
+cleanup() {
+    local l
+    for l in "${!lane_pid[@]}"; do kill -TERM -- "-${lane_pid[$l]}" 2>/dev/null || true; done
+    [ ${#lane_pid[@]} = 0 ] || wait "${lane_pid[@]}" 2>/dev/null
+    lane_pid=()
+    "$OSI" down >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 cleanup
@@ -108,11 +124,10 @@ fw_lacks() {  # image file...
     for f in "$@"; do "$OSI" fw "$img" ls | grep -qix "::/$f" && return 1; done
     return 0
 }
-boot() {  # image name: "name state address"
-    local out
-    out=$("$OSI" boot "$1" "$2") || return 1
-    echo "$out"
-}
+# Families boot and stop machines at once under one prefix: os-image.sh registers a machine and
+# takes the switch down after the last one under its switch lock, so neither loses the switch.
+boot() { "$OSI" boot "$1" "$2"; }   # image name: "name state address"
+stop() { "$OSI" stop "$1"; }
 
 # --- Raspberry Pi OS (sshswitch, regenerate_ssh_host_keys, userconf-pi) ---
 raspios() {
@@ -149,7 +164,7 @@ raspios() {
     keys_plain=$(in_machine "$short-p" sh -c 'for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done' | awk '{print $2}' | sort)
     check "regenerate_ssh_host_keys disabled itself" \
         test "$(in_machine "$short-p" systemctl is-enabled regenerate_ssh_host_keys)" = disabled
-    "$OSI" stop "$short-p"
+    stop "$short-p"
 
     echo "--- $family: ssh and userconf.txt (admin, SHA-512 crypt password) on the firmware partition"
     : > "$WORK/ssh"
@@ -175,7 +190,7 @@ raspios() {
         test "$(in_machine "$short-c" systemctl is-enabled ssh userconfig getty@tty1 | tr '\n' ' ')" = "enabled disabled enabled "
     check "the address is $manager's (asked from inside, as admin)" manager_has "$manager" "$addr"
     check "the DHCP client in its namespace is $manager" test "$(dhcp_clients "$short-c")" = "$manager "
-    "$OSI" stop "$short-c"
+    stop "$short-c"
     check "the firmware partition of the image no longer has ssh or userconf.txt" fw_lacks "$conf" ssh userconf.txt
 
     echo "--- $family: the same card booted again"
@@ -184,7 +199,7 @@ raspios() {
     check "SSH answers without an ssh file" wait_port "$addr"
     check "the host keys are the ones of the first boot" test "$(served_keys "$addr")" = "$keys_conf"
     check "admin still logs in with the password" test "$(with_password admin "$addr" 'id -un' 2>/dev/null)" = admin
-    "$OSI" stop "$short-c"
+    stop "$short-c"
 
     echo "--- $family: a userconf.txt whose user name breaks the OS's rule (Admin)"
     local bad=$WORK/$short-bad.img
@@ -193,7 +208,7 @@ raspios() {
     "$OSI" fw "$bad" put "$WORK/userconf.txt"
     if ! line=$(boot "$bad" "$short-b"); then fail "$family bad userconf: the machine boots"; return; fi
     check "the first user is still pi" test "$(in_machine "$short-b" getent passwd 1000 | cut -d: -f1)" = pi
-    "$OSI" stop "$short-b"
+    stop "$short-b"
     check "userconf.txt was renamed failed_userconf.txt, with the reason" \
         bash -c "'$OSI' fw '$bad' get failed_userconf.txt | grep -q 'Must only contain lower-case letters'"
     check "userconf.txt is gone" fw_lacks "$bad" userconf.txt
@@ -236,7 +251,7 @@ cloudinit() {
         bash -c "'$OSI' exec $short-p chage -l ubuntu | grep -q '^Last password change.*password must be changed'"
     check "ubuntu has sudo" bash -c "'$OSI' exec $short-p id -nG ubuntu | grep -qw sudo"
     check "the host name is ubuntu" test "$(in_machine "$short-p" hostname)" = ubuntu
-    "$OSI" stop "$short-p"
+    stop "$short-p"
     check "the seed stays on the firmware partition (cloud-init does not consume it)" fw_has "$plain" user-data meta-data network-config
 
     echo "--- $family: a seed of our own: user admin (SHA-512 crypt password), host name, static address"
@@ -266,13 +281,13 @@ EOF
     check "the host name is the seed's" test "$(with_password admin "$static" hostname 2>/dev/null)" = "node-$short"
     check "networkd holds the static address (netplan from the seed)" \
         bash -c "'$OSI' exec $short-c networkctl status eth0 --no-pager | grep -q '$static'"
-    "$OSI" stop "$short-c"
+    stop "$short-c"
 
     echo "--- $family: booted again, same instance-id: nothing first-boot happens again"
     if ! line=$(boot "$conf" "$short-c"); then fail "$family second boot: the machine boots"; return; fi
     check "SSH answers on $static" wait_port "$static"
     check "the host keys are the same" test "$(served_keys "$static")" = "$keys_conf"
-    "$OSI" stop "$short-c"
+    stop "$short-c"
 
     echo "--- $family: a new instance-id in meta-data: cloud-init runs again, as for a new machine"
     printf 'instance-id: lab-%s-2\n' "$short" > "$WORK/meta-data"
@@ -281,7 +296,7 @@ EOF
     check "SSH answers on $static" wait_port "$static"
     check "the host keys were made again" test -z "$(comm -12 <(echo "$keys_conf") <(served_keys "$static"))"
     check "admin still logs in" test "$(with_password admin "$static" 'id -un' 2>/dev/null)" = admin
-    "$OSI" stop "$short-c"
+    stop "$short-c"
 }
 
 # --- Raspberry Pi OS 13 (cloud-init with rpi-cloud-init-mods, userconf-pi, sshswitch) ---
@@ -378,7 +393,7 @@ EOF
             test "$(in_machine "$short-p" systemctl is-enabled userconfig)" = enabled -a \
                  "$(in_machine "$short-p" systemctl show -P ExecMainStartTimestampMonotonic userconfig)" != 0
         check "host keys were made on this first boot" in_machine "$short-p" test -s /etc/ssh/ssh_host_ed25519_key
-        "$OSI" stop "$short-p"
+        stop "$short-p"
         check "the seed stays on the firmware partition" fw_has "$plain" user-data meta-data network-config
     else
         fail "$family untouched: the machine boots ($(cat "$WORK/$short-p.boot-err"))"
@@ -399,7 +414,7 @@ EOF
         check "admin has sudo without a password" test "$(with_key admin "$static" 'sudo -n id -u' 2>/dev/null)" = 0
         check "the host name is the seed's" test "$(with_key admin "$static" hostname 2>/dev/null)" = "node-$short"
         check "ssh is enabled for the next boots" test "$(in_machine "$short-c" systemctl is-enabled ssh)" = enabled
-        "$OSI" stop "$short-c"
+        stop "$short-c"
         check "the seed stays on the firmware partition" fw_has "$conf" user-data meta-data network-config
     else
         fail "$family configured: the machine boots ($(cat "$WORK/$short-c.boot-err"))"
@@ -423,7 +438,7 @@ EOF
             test "$(in_machine "$short-u" sh -c "ls $fwmnt/ssh $fwmnt/userconf.txt $fwmnt/failed_userconf.txt 2>/dev/null | wc -l")" = 0
         check "userconfig is disabled, getty on tty1 enabled" \
             test "$(in_machine "$short-u" systemctl is-enabled userconfig getty@tty1 | tr '\n' ' ')" = "disabled enabled "
-        "$OSI" stop "$short-u"
+        stop "$short-u"
         check "the firmware partition no longer has ssh or userconf.txt" fw_lacks "$uc" ssh userconf.txt
     else
         fail "$family userconf: the machine boots ($(cat "$WORK/$short-u.boot-err"))"
@@ -436,18 +451,17 @@ EOF
     check "admin still logs in with the key" test "$(with_key admin "$static" 'id -un' 2>/dev/null)" = admin
     check "cloud-init did not run the instance's modules again (runcmd ran once)" \
         test "$(in_machine "$short-c" sh -c 'ls /var/lib/cloud/instances | wc -l')" = 1
-    "$OSI" stop "$short-c"
+    stop "$short-c"
 }
 
-# Everything below runs from one function, with the exit on the same line: bash reads a script
-# as it goes, and this one runs for minutes (an edit or checkout meanwhile must not be read).
-main() {
-t0=$SECONDS
-for family in $FAMILIES; do
+# family image build-seconds: one family's checks, its counts to WORK/family.result (run in a
+# subshell: WORK, passes and fails are its own).
+run_family() {
+    local family=$1 img=$2 tb=$SECONDS
+    WORK=$WORK/$family passes=0 fails=0
+    mkdir -p "$WORK"
     echo "=== $family"
-    tb=$SECONDS
-    if ! img=$("$OSI" build "$family"); then fail "$family: the image builds"; continue; fi
-    echo "(image $img, ready in $((SECONDS - tb)) s)"
+    echo "(image $img, ready in $3 s)"
     case "$family" in
         raspios-bookworm) raspios "$family" "$img" bw NetworkManager /boot/firmware ;;
         raspios-bullseye) raspios "$family" "$img" bu dhcpcd /boot ;;
@@ -455,6 +469,53 @@ for family in $FAMILIES; do
         ubuntu-24.04) cloudinit "$family" "$img" u24 /boot/firmware ;;
         *) fail "$family: no test for this family" ;;
     esac
+    echo "($family in $((SECONDS - tb)) s)"
+    echo "$passes $fails" > "$WORK.result"
+}
+lane() {  # family...: one after the other, each in a subshell of its own (img, built: main's)
+    local family
+    for family; do
+        ( run_family "$family" "${img[$family]}" "${built[$family]}" ) > "$WORK/$family.log" 2>&1
+        echo "$?" > "$WORK/$family.rc"
+    done
+}
+
+# Everything below runs from one function, with the exit on the same line: bash reads a script
+# as it goes, and this one runs for minutes (an edit or checkout meanwhile must not be read).
+main() {
+t0=$SECONDS
+local family tb p f
+local -A img=() built=()
+# The images first, one at a time (cached; a build must not race another's).
+for family in $FAMILIES; do
+    tb=$SECONDS
+    if img[$family]=$("$OSI" build "$family"); then
+        built[$family]=$((SECONDS - tb))
+    else
+        echo "=== $family"
+        fail "$family: the image builds"
+    fi
+done
+echo "(images ready in $((SECONDS - t0)) s)"
+# The lanes, each in a process group of its own, so that cleanup can end it with its children.
+local trixie=() others=() l
+for family in $FAMILIES; do
+    [ -n "${built[$family]:-}" ] || continue
+    if [ "$family" = raspios-trixie ]; then trixie+=("$family"); else others+=("$family"); fi
+done
+set -m
+[ ${#trixie[@]} = 0 ] || { ( set +m; lane "${trixie[@]}" ) & lane_pid[trixie]=$!; }
+[ ${#others[@]} = 0 ] || { ( set +m; lane "${others[@]}" ) & lane_pid[others]=$!; }
+set +m
+for l in "${!lane_pid[@]}"; do wait "${lane_pid[$l]}"; unset "lane_pid[$l]"; done
+for family in $FAMILIES; do
+    [ -n "${built[$family]:-}" ] || continue
+    cat "$WORK/$family.log"
+    if read -r p f < "$WORK/$family.result" 2>/dev/null && [[ $p =~ ^[0-9]+$ && $f =~ ^[0-9]+$ ]]; then
+        passes=$((passes + p)) fails=$((fails + f))
+    else
+        fail "$family: its checks ended without their counts (exit $(cat "$WORK/$family.rc" 2>/dev/null || echo unknown))"
+    fi
 done
 cleanup
 after=$(state)
