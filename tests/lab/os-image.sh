@@ -131,6 +131,8 @@ base_root() {
         if ! debootstrap --variant=minbase --include="$(echo $pkgs | tr ' ' ,)" \
                 --cache-dir="$OSI/debs-$suite" "$suite" "$base.tmp" "$MIRROR" >"$OSI/debootstrap-$suite.log" 2>&1; then
             tail -20 "$OSI/debootstrap-$suite.log" >&2
+            # Its second stage's mounts (/proc) must not stay on the host.
+            unmount_under "$base.tmp"
             die "debootstrap $suite failed (log $OSI/debootstrap-$suite.log)"
         fi
         unmount_under "$base.tmp"
@@ -138,10 +140,13 @@ base_root() {
         touch "$base.tmp/.complete"
         mv "$base.tmp" "$base"
         log "debootstrap $suite: $((SECONDS - t0)) s"
-        # Roots of older package lists go; those of the other families stay.
-        local old f keep
-        keep=$(for f in $FAMILIES; do f=$(family_suite "$f"); echo "$OSI/base-$f-$(echo "$f $(suite_packages "$f")" | sha256sum | cut -c1-12)"; done)
-        for old in "$OSI"/base-*; do grep -qxF "$old" <<<"$keep" || rm -rf "$old"; done
+        # Roots of this suite's older package lists go, under this suite's lock. Never another
+        # suite's: its debootstrap may be running right now (base-OTHER-KEY.tmp), and its lock
+        # is not ours.
+        local old
+        for old in "$OSI"/base-"$suite"-*; do
+            [ "$old" = "$base" ] || [ "$old" = "$base.tmp" ] || { unmount_under "$old"; rm -rf "$old"; }
+        done
     fi
     exec 9>&-
     echo "$base"
