@@ -82,8 +82,8 @@ MEMORY_AREAS = {
 # How to enable the bus, used by error messages (docs/hardware.md "Cluster Management Bus").
 ENABLE_BUS_HINT = (
     "enable the Cluster Management Bus with 'dtoverlay=i2c1,pins_44_45' in config.txt "
-    "(/boot/firmware/config.txt on Raspberry Pi OS Bookworm and later, /boot/config.txt before, "
-    "/boot/firmware/usercfg.txt on Ubuntu; the turingpi.cluster.cmb role does this) and reboot"
+    "(/boot/firmware/config.txt on Raspberry Pi OS Bookworm and later and on Ubuntu, /boot/config.txt "
+    "on earlier Raspberry Pi OS; the turingpi.cluster.cmb role does this) and reboot"
 )
 
 
