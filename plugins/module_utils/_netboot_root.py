@@ -33,6 +33,7 @@ import tempfile
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.turingpi.cluster.plugins.module_utils._board_model import hostname_problem
+from ansible_collections.turingpi.cluster.plugins.module_utils._node_layer import LayerError, path_problem
 
 DIGEST_RE = re.compile(r'^[0-9a-f]{64}\Z')
 HOSTS_RE = re.compile(br'^127\.0\.1\.1\s')
@@ -80,13 +81,8 @@ INSTANCE_ID_RE = re.compile(r'^instance-id:\s*"?([^"\s]+)"?\s*$', re.M)
 ADMIN_GROUPS = ('adm', 'sudo')
 
 
-class NetbootRootError(Exception):
+class NetbootRootError(LayerError):
     """A failure: ``msg`` for the user, ``details`` (rc, stdout, stderr, cmd) for the result."""
-
-    def __init__(self, msg, **details):
-        super(NetbootRootError, self).__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 class NoImageError(NetbootRootError):
@@ -391,6 +387,8 @@ class NodeRoot(object):
         # What the identity step found and made, for the module's result.
         self.host_key_info = []
         self.first_boot = dict(mechanisms=[], user=None, instance_id=None)
+        self.image_pending = False
+        self.fstab_changed = False
 
     def change(self, what, diff=None):
         self.changes.append(what)
@@ -421,7 +419,7 @@ class NodeRoot(object):
         p = self.p
         name = p['digest_file']
         if not name or name in ('.', '..') or os.sep in name:
-            raise NetbootRootError('digest_file must be a file name in the node\'s root (no "/"), not %r' % name)
+            raise NetbootRootError('digest_file must be a file name (no "/"), not %r' % name)
         problem = hostname_problem(p['hostname'])
         if problem:
             raise NetbootRootError('hostname: %s. Give the node its short host name, such as node2 (its inventory name without '
@@ -429,13 +427,18 @@ class NodeRoot(object):
         if '\n' in p['cmdline'] or '\r' in p['cmdline']:
             raise NetbootRootError('cmdline must be one line (cmdline.txt is read as one line): remove the line breaks, '
                                    'for example with the trim filter')
-        for opt in ('path', 'boot_path', 'image_dir'):
+        for opt in ('path', 'boot_path', 'image_dir', 'layer_dir'):
             if not os.path.isabs(p[opt]):
                 raise NetbootRootError('%s must be an absolute path, not %r' % (opt, p[opt]))
             if os.path.realpath(p[opt]) == os.sep:
                 raise NetbootRootError('%s must not be the root directory /' % opt)
-        real = dict((opt, os.path.realpath(p[opt])) for opt in ('path', 'boot_path', 'image_dir'))
-        for a, b in (('path', 'boot_path'), ('path', 'image_dir'), ('boot_path', 'image_dir')):
+        for opt in ('path', 'image_dir', 'layer_dir'):
+            problem = path_problem(p[opt])
+            if problem:
+                raise NetbootRootError('%s %r %s. Nothing was changed.' % (opt, p[opt], problem))
+        real = dict((opt, os.path.realpath(p[opt])) for opt in ('path', 'boot_path', 'image_dir', 'layer_dir'))
+        for a, b in (('path', 'boot_path'), ('path', 'image_dir'), ('boot_path', 'image_dir'), ('path', 'layer_dir'),
+                     ('boot_path', 'layer_dir'), ('image_dir', 'layer_dir')):
             if _overlap(real[a], real[b]):
                 raise NetbootRootError('%s (%s) and %s (%s) overlap: each needs a directory of its own' % (a, p[a], b, p[b]))
         self.validate_first_user()
@@ -473,84 +476,129 @@ class NodeRoot(object):
             if not key.strip() or '\n' in key or '\r' in key:
                 raise NetbootRootError('admin_ssh_keys: each entry is one public key on one line, not %r' % key)
 
-    # --- step 1: the copy ---
+    # --- step 1: the node's layer on its image copy ---
 
-    def recorded_digest(self):
-        try:
-            with open(os.path.join(self.p['path'], self.p['digest_file']), 'rb') as f:
-                return to_text(f.read(), errors='surrogate_or_replace').strip()
-        except (IOError, OSError):
-            return ''
-
-    def check_image(self):
+    def check_image(self, image_dir):
         for part in ('root', 'boot'):
-            d = os.path.join(self.p['image_dir'], part)
+            d = os.path.join(image_dir, part)
             if not os.path.isdir(d):
-                raise NoImageError('%s is not a directory: no unpacked image in %s' % (d, self.p['image_dir']))
+                raise NoImageError('%s is not a directory: no unpacked image in %s' % (d, image_dir))
 
     def _copy_command(self, what, cmd, src, dest):
         rc, out, err = self.run_command(cmd)
         if rc != 0:
-            raise NetbootRootError('%s from %s to %s failed (rc=%d): %s. The node is copied again on the next run.'
+            raise NetbootRootError('%s from %s to %s failed (rc=%d): %s. The node gets its boot files again on the next run.'
                                    % (what, src, dest, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err, cmd=cmd)
-
-    def rsync(self, rsync, args, src, dest):
-        self._copy_command('rsync', [rsync] + args + [src.rstrip(os.sep) + os.sep, dest.rstrip(os.sep) + os.sep], src, dest)
-
-    def cp(self, src, dest):
-        """A whole tree into an empty directory: cp -a copies in the kernel, rsync pipes every
-        byte through its processes."""
-        cp = self.runner.get_bin_path('cp', required=True)
-        self._copy_command('cp', [cp, '-a', '--', os.path.join(src, '.'), dest.rstrip(os.sep) + os.sep], src, dest)
 
     def make_dir(self, d):
         if not os.path.isdir(d):
             os.makedirs(d, 0o755)
             os.chmod(d, 0o755)
 
-    def copy(self, old):
-        p = self.p
-        digest = p['image_digest']
-        # Looked up before anything is removed: a master without rsync keeps the node's old root.
-        rsync = None if self.check else self.runner.get_bin_path('rsync', required=True)
-        if p['fresh']:
-            for d in (p['path'], p['boot_path']):
-                if os.path.lexists(d):
-                    self.change('removed %s' % d)
-                    if not self.check:
-                        if os.path.islink(d) or not os.path.isdir(d):
-                            os.unlink(d)
-                        else:
-                            shutil.rmtree(d)
-        self.change('copied image %s' % digest[:12], dict(
-            before_header='%s (image %s)' % (p['path'], old or 'none'),
-            after_header='%s (image %s)' % (p['path'], digest),
-            before='image %s\n' % (old or 'none'),
-            after='image %s%s\n' % (digest, ', fresh copy' if p['fresh'] else '')))
+    def remove_tree(self, d, what):
+        if not os.path.lexists(d):
+            return
+        self.change(what)
         if self.check:
             return
-        empty = not os.path.isdir(p['path']) or not os.listdir(p['path'])
-        for d in (p['path'], p['boot_path']):
-            self.make_dir(d)
-        image = p['image_dir']
-        if empty:
-            self.cp(os.path.join(image, 'root'), p['path'])
+        if os.path.islink(d) or not os.path.isdir(d):
+            os.unlink(d)
         else:
-            self.rsync(rsync, ['-aHAX', '--checksum', '--numeric-ids', '--delete'], os.path.join(image, 'root'), p['path'])
-        self.rsync(rsync, ['-rlt', '--checksum', '--chmod=D0755,F0644', '--delete'], os.path.join(image, 'boot'), p['boot_path'])
-        # Last: a copy that stopped half-way has no digest file, so the next run copies again.
-        tree = Tree(p['path'], p['path'])
-        write_atomic(tree.resolve(p['digest_file']), to_bytes(digest + '\n'), 0o644, 0, 0)
+            shutil.rmtree(d)
 
-    def trees(self, copied):
+    def plan_layer(self, layer):
+        """Which image copy the node runs on and whether it gets a new layer: (image_dir, digest, new).
+        A node keeps its copy until it is reset (fresh); a node without a layer gets image_dir."""
+        p = self.p
+        digest, lower = layer.recorded()
+        wanted = os.path.join(os.path.realpath(p['image_dir']), 'root')
+        if p['fresh'] or digest is None:
+            return p['image_dir'], p['image_digest'], True
+        if lower == wanted and digest == p['image_digest']:
+            return p['image_dir'], digest, False
+        if not os.path.isdir(lower):
+            raise NetbootRootError('%s\'s layer %s was made on the image copy %s, which is gone: reset the node (fresh=true, the '
+                                   'netboot role\'s reset_root entry point, playbooks/reprovision.yml) to move it to %s. Nothing was '
+                                   'changed.' % (p['hostname'], layer.layer_dir, lower, p['image_dir']))
+        self.image_pending = True
+        self.warn('%s runs image %s (%s); image %s is unpacked in %s: reset the node (playbooks/reprovision.yml) to move it '
+                  'to the new image (its layer is dropped)' % (p['hostname'], digest[:12], os.path.dirname(lower),
+                                                                p['image_digest'][:12], p['image_dir']))
+        return os.path.dirname(lower), digest, False
+
+    def old_copy(self):
+        """A full copy of an image at path (the netboot role before 2.0.0): the directory the mount
+        point must be. Returns whether there is one; anything else in a non-empty path is refused."""
+        p = self.p
+        if not os.path.isdir(p['path']) or os.path.ismount(p['path']) or not os.listdir(p['path']):
+            return False
+        if os.path.isfile(os.path.join(p['path'], p['digest_file'])):
+            return True
+        raise NetbootRootError('%s is a directory with files in it, not a mount point: the node\'s root is mounted there (an '
+                               'overlay of the image copy and the node\'s layer). Move its files away or remove it. Nothing was '
+                               'changed.' % p['path'])
+
+    def prepare_layer(self, layer):
+        """The overlay at path, on the image copy the node runs, with its layer, in the fstab and
+        mounted; a new layer gets new boot files. Returns (image_dir, new)."""
+        p = self.p
+        image_dir, digest, new = self.plan_layer(layer)
+        lower = os.path.join(os.path.realpath(image_dir), 'root')
+        self.check_image(image_dir)
+        if self.check:
+            rsync = None
+        else:
+            # Looked up before anything is changed: a master without rsync keeps the node as it is.
+            rsync = self.runner.get_bin_path('rsync', required=True)
+        mounted = layer.mounted()
+        if mounted == '':
+            raise NetbootRootError('%s is a mount point of another kind than the node\'s overlay: unmount it (and remove its line '
+                                   'from %s). Nothing was changed.' % (p['path'], layer.fstab))
+        if new or (mounted is not None and not layer.mounted_on(lower)):
+            if mounted is not None:
+                layer.unmount()
+                mounted = None
+        if new:
+            if self.old_copy():
+                self.remove_tree(p['path'], 'removed the full copy in %s' % p['path'])
+            layer.empty(digest, lower)
+            if p['fresh']:
+                self.remove_tree(p['boot_path'], 'removed %s' % p['boot_path'])
+        self.fstab_changed = layer.ensure_fstab(lower, write_atomic)
+        if mounted is None:
+            layer.mount(lower)
+        if not self.check:
+            layer.restore_export()
+        if not os.path.isdir(p['boot_path']) or new:
+            self.boot_files(rsync, image_dir, new)
+        return image_dir, new
+
+    def boot_files(self, rsync, image_dir, new):
+        """The image copy's boot files, hard-linked where they are the same (the TFTP server only
+        reads them; the identity step replaces cmdline.txt with a file of the node's own). Made
+        beside boot_path and renamed into place, so that a run that stops half-way leaves no
+        boot_path, and the next run makes it again."""
+        p = self.p
+        self.change('boot files %s from %s' % (p['boot_path'], image_dir))
+        if self.check:
+            return
+        src = os.path.join(image_dir, 'boot')
+        staging = p['boot_path'].rstrip(os.sep) + '.new'
+        self.make_dir(staging)
+        self._copy_command('rsync', [rsync, '-rlt', '--checksum', '--chmod=D0755,F0644', '--delete',
+                                     '--link-dest=%s' % os.path.realpath(src), src.rstrip(os.sep) + os.sep,
+                                     staging + os.sep], src, p['boot_path'])
+        if os.path.isdir(p['boot_path']) and not os.path.islink(p['boot_path']):
+            shutil.rmtree(p['boot_path'])
+        os.rename(staging, p['boot_path'])
+
+    def trees(self, image_dir, new):
         """The node's root and boot directory as the identity step reads them."""
         p = self.p
-        if copied and self.check:
-            # Nothing was copied: after the copy the node's files would be the image's.
-            image = p['image_dir']
-            # rsync -a keeps the root's owners and modes; the boot files get root and --chmod.
-            return (Tree(os.path.join(image, 'root'), p['path']),
-                    Tree(os.path.join(image, 'boot'), p['boot_path'], attrs_known=False))
+        if self.check and (new or not os.path.ismount(p['path'])):
+            # Nothing was mounted: a new layer shows the image copy's files.
+            return (Tree(os.path.join(image_dir, 'root'), p['path']),
+                    Tree(os.path.join(image_dir, 'boot'), p['boot_path'], attrs_known=False))
         return Tree(p['path'], p['path']), Tree(p['boot_path'], p['boot_path'])
 
     # --- step 2: the identity ---

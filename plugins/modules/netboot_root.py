@@ -10,22 +10,34 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: netboot_root
-short_description: Prepare a network-boot node's NFS root and boot files on the master, in one step
+short_description: Prepare a network-boot node's NFS root (a layer on a shared image copy) and boot files on the master
 version_added: 1.0.0
 description:
-  - On the netboot server (the master), copies an unpacked OS image into one node's NFS root and TFTP
+  - On the netboot server (the master), makes one node's NFS root an overlay of a shared, read-only
+    copy of an unpacked OS image and a small writable layer of the node's own, fills its TFTP
     directory, and gives the node its identity, in one module run. The C(turingpi.cluster.netboot)
     role calls it once per node.
-  - Copy. When O(fresh=true), or when the digest file in the node's root (O(digest_file)) does not
-    hold O(image_digest), the image's C(root/) is copied to O(path), into an empty or missing O(path)
-    with C(cp -a) (owners, modes, setuid bits, hard links, ACLs and attributes kept; a whole tree
-    takes a third of rsync's time), otherwise with C(rsync -aHAX --checksum --numeric-ids --delete);
-    and its C(boot/) to O(boot_path) with
-    C(rsync -rlt --checksum --chmod=D0755,F0644 --delete). The files are compared by content, so a
-    file of the same size and time stamp in a new image is not kept from the old one. The digest
-    file is written last, so an interrupted copy is done again by the next run.
-  - With O(fresh=true), O(path) and O(boot_path) are removed first, so the node gets a new root
-    instead of an update of its old one.
+  - The root. O(path) is the mount point of an overlay (Linux overlayfs) whose lower dir is the
+    image copy's C(root/) (O(image_dir)) and whose upper and work dirs are C(upper/) and C(work/) in
+    O(layer_dir), mounted with C(index=on,nfs_export=on) so that the kernel NFS server can export it
+    (file handles stay valid across copy-up and remounts). The node's changes (its identity, logs,
+    packages) land in its layer; the image copy and the other nodes never see them. The mount is
+    made at once and its line kept in O(fstab) (one line per mount point, with
+    C(x-systemd.requires-mounts-for) the image copy and the layer), so the master mounts it again at boot
+    before its NFS server starts.
+  - A layer belongs to the image copy it was made on (C(index=on) records the lower dir's origin in
+    the upper dir). Its record C(image) in O(layer_dir) names the copy. A node without a layer gets one
+    on O(image_dir); a node whose layer was made on another copy stays there, with a warning and
+    RV(image_pending), until it is reset (O(fresh=true)); a layer whose copy is gone is refused.
+  - With O(fresh=true) the node's layer is dropped and an empty one made on O(image_dir) (seconds, not
+    a copy): its export is withdrawn (C(exportfs -u)) while the overlay is unmounted and restored after
+    (C(exportfs -r)), and its boot files are made again. The node must be off.
+  - Boot files. A new layer (or a missing O(boot_path)) gets the image copy's C(boot/) in O(boot_path)
+    with C(rsync -rlt --checksum --chmod=D0755,F0644 --delete --link-dest), so files that are the same
+    are hard links to the copy's (the TFTP server only reads them); C(cmdline.txt) is the node's own.
+  - A directory with a full copy of an image at O(path) (the netboot role before 2.0.0 copied the
+    image for each node; it holds O(digest_file)) is removed when the node gets its layer; any other
+    non-empty directory there is refused.
   - Identity, when the node's root has an C(etc) directory. C(cmdline.txt) in O(boot_path) holds
     O(cmdline) with each of O(cmdline_params) it lacks appended (by default the memory cgroup
     flags Kubernetes needs). C(etc/fstab) loses the lines of the eMMC and SD card, by what they
@@ -34,7 +46,7 @@ description:
     and the other partitions of a disk whose C(PARTUUID) those lines name; the rest (C(proc),
     C(tmpfs), NFS, USB disks by C(UUID)) stays. C(etc/hostname) holds O(hostname); C(etc/hosts)
     resolves it as C(127.0.1.1). Each SSH host key of O(ssh_key_types) that is missing is
-    generated; a root just copied keeps none of the image's host keys (they would be every
+    generated; a new layer keeps none of the image's host keys (they would be every
     node's). With O(authorized_keys), C(root/.ssh/authorized_keys) lets those keys in as root.
   - First boot, read from the root itself (the units and programs its image has), not from a
     flag. The same steps apply to Raspberry Pi OS Bullseye and Bookworm (raspberrypi-sys-mods'
@@ -63,8 +75,8 @@ description:
     C(turingpi.cluster.node) role then makes the admin user. On a cloud-init root an enabled
     wizard is switched off the same way, cloud-init makes the user.
   - cloud-init roots get a NoCloud seed in C(var/lib/cloud/seed/nocloud), C(meta-data) with a
-    per-node C(instance-id) (O(hostname) and a random suffix, new whenever the root is copied
-    again, with O(fresh=true) or a new image, or the seed changes, so that cloud-init runs again)
+    per-node C(instance-id) (O(hostname) and a random suffix, new with every new layer
+    (O(fresh=true), a node's first layer), or when the seed changes, so that cloud-init runs again)
     and C(local-hostname), and C(user-data) with the host name, the user and its keys. No
     C(network-config), so the node keeps the address its kernel got over DHCP for its NFS root (what
     cloud-init makes of the C(ip=) configuration, or its DHCP fallback, as with the stock seed).
@@ -78,10 +90,24 @@ author:
 options:
   path:
     description:
-      - The node's NFS root, an absolute path such as V(/srv/netboot/nfs/node2). Created (mode
-        V(0755)) when missing.
+      - The node's NFS root, the mount point of its overlay and the path its NFS export names, an
+        absolute path such as V(/srv/netboot/nfs/node2). Created (mode V(0755)) when missing.
+      - No white space, V(,), V(:), V(\\) or V(=) (overlay options and fstab cannot hold them); the same for
+        O(image_dir) and O(layer_dir).
     type: path
     required: true
+  layer_dir:
+    description:
+      - The node's layer, an absolute path such as V(/srv/netboot/nfs/.layers/node2), on a file system
+        overlayfs takes as upper dir (ext4, xfs, btrfs; not FAT, not NFS), the same as the image copy's
+        for C(nfs_export). Holds C(upper/), C(work/) and the record C(image). Created when missing.
+    type: path
+    required: true
+  fstab:
+    description:
+      - The master's fstab, where the overlay's line is kept (found by its mount point O(path)).
+    type: path
+    default: /etc/fstab
   boot_path:
     description:
       - The node's directory in the TFTP root, an absolute path named after the module's serial
@@ -90,21 +116,23 @@ options:
     required: true
   image_dir:
     description:
-      - The unpacked image (an absolute path), with its root file system in C(root/) and its boot
-        partition in C(boot/), as the netboot role's main entry point leaves them.
-      - Read only when the node has to be copied.
+      - The unpacked image copy (an absolute path), with its root file system in C(root/) and its boot
+        partition in C(boot/), as the netboot role's main entry point leaves them. Never written: it is
+        the lower dir of every node that runs it, and must not change while they do (unpack a new image
+        into a new directory).
     type: path
     required: true
   image_digest:
     description:
-      - SHA-256 of the image that is unpacked in O(image_dir), as 64 lower-case hexadecimal digits.
-      - The node is copied when its digest file holds another value (or none).
+      - SHA-256 of the image that is unpacked in O(image_dir), as 64 lower-case hexadecimal digits,
+        recorded in a new layer.
       - Default, the first word of O(digest_file) in O(image_dir), where the netboot role records
         which image it unpacked.
     type: str
   digest_file:
     description:
-      - Name of the file in the node's root that records which image it was copied from.
+      - Name of the record of the unpacked image in O(image_dir) (its first word is the image's
+        digest), and of the file that marks a full copy made by the netboot role before 2.0.0 in O(path).
     type: str
     default: .turingpi-netboot-image
   hostname:
@@ -138,8 +166,8 @@ options:
     default: []
   fresh:
     description:
-      - Remove O(path) and O(boot_path) and copy the node again from the image, whatever its digest
-        file says (for reprovisioning a node; it must be powered off).
+      - Drop the node's layer and boot files and start again from O(image_dir), whatever the layer
+        was made on (for reprovisioning a node; it must be powered off).
     type: bool
     default: false
   cmdline_params:
@@ -184,28 +212,30 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     details:
-      - When the node would be copied, the identity steps are predicted from the image (what the
-        node's root would hold after the copy), not read from the old root.
+      - Nothing is mounted, unmounted or written. When the node would get a new layer (or its overlay
+        is not mounted), the identity steps are predicted from the image copy (what the new layer
+        would show), not read from the old root.
   diff_mode:
     details:
       - Shows the content changes of the files it writes (C(cmdline.txt), C(etc/fstab), C(etc/hostname),
         C(etc/hosts), C(root/.ssh/authorized_keys), the first user's C(userconf.txt) or cloud-init seed),
-        the systemd unit links it adds or removes, and the files it removes; a copy shows the old and the
-        new image digest, not the files.
+        the systemd unit links it adds or removes, the files it removes, and the master's fstab line.
 notes:
   - Runs on the netboot server (the master), as root. The C(turingpi.cluster.netboot) role unpacks
     the image and calls this module for each node.
   - Owner root means uid and gid 0, the same in the node's root as on the master.
-  - Changing the image replaces the node's root with the image's (C(rsync --delete)), so the node
-    gets new SSH host keys too, and a new cloud-init C(instance-id).
+  - A new layer gets new SSH host keys and a new cloud-init C(instance-id).
+  - The master needs overlayfs with C(nfs_export) (Linux 4.16 or later; Raspberry Pi OS and Debian
+    kernels have it).
   - A netbooted module whose eMMC still has a boot partition labelled for cloud-init's NoCloud
     (C(system-boot) on Ubuntu) with a seed on it would have cloud-init prefer that seed; the netboot
     role's C(bootcode) method empties that partition.
   - O(admin_password_hash) is hidden from the module's output (no_log), diffs included.
 requirements:
   - rsync
-  - cp (GNU coreutils)
+  - mount, umount (util-linux)
   - ssh-keygen (OpenSSH)
+  - exportfs (nfs-kernel-server), when the root is exported
 seealso:
   - name: turingpi.cluster.netboot role
     description: Serves the nodes' boot files over TFTP and their roots over NFS, and calls this module for each node.
@@ -213,11 +243,12 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Copy the node's root and boot files, and give it its identity
+- name: Mount the node's root (its layer on the shared image copy), fill its boot files, give it its identity
   turingpi.cluster.netboot_root:
     path: /srv/netboot/nfs/node2
+    layer_dir: /srv/netboot/nfs/.layers/node2
     boot_path: /srv/netboot/tftp/1a2b3c4d
-    image_dir: /srv/netboot/image
+    image_dir: /srv/netboot/nfs/.image/6ac3a10a1f144c7e
     image_digest: 6ac3a10a1f144c7e9d1f8e568d75ca809288280a593eb6ca053e49b539f465a4
     hostname: node2
     cmdline: console=serial0,115200 root=/dev/nfs nfsroot=10.77.0.1:/srv/netboot/nfs/node2,vers=3 rw ip=dhcp rootwait
@@ -235,8 +266,9 @@ EXAMPLES = r'''
 - name: A node whose first boot makes the admin user (userconf-pi or cloud-init, as its image has)
   turingpi.cluster.netboot_root:
     path: /srv/netboot/nfs/node4
+    layer_dir: /srv/netboot/nfs/.layers/node4
     boot_path: /srv/netboot/tftp/9c0d1e2f
-    image_dir: /srv/netboot/image
+    image_dir: /srv/netboot/nfs/.image/6ac3a10a1f144c7e
     hostname: node4
     cmdline: console=serial0,115200 root=/dev/nfs nfsroot=10.77.0.1:/srv/netboot/nfs/node4,vers=3 rw ip=dhcp rootwait
     admin_user: admin
@@ -244,11 +276,12 @@ EXAMPLES = r'''
     admin_ssh_keys:
       - "{{ lookup('ansible.builtin.file', '~/.ssh/id_ed25519.pub') }}"
 
-- name: A fresh root for a node that is reprovisioned (it must be off)
+- name: An empty layer for a node that is reprovisioned (it must be off)
   turingpi.cluster.netboot_root:
     path: "{{ netboot_nfs_root }}/{{ item.name }}"
+    layer_dir: "{{ netboot_nfs_root }}/.layers/{{ item.name }}"
     boot_path: "{{ netboot_tftp_root }}/{{ item.serial }}"
-    image_dir: /srv/netboot/image
+    image_dir: /srv/netboot/nfs/.image/6ac3a10a1f144c7e
     image_digest: "{{ image_digest }}"
     hostname: "{{ item.name }}"
     cmdline: "{{ lookup('ansible.builtin.template', 'cmdline.txt.j2') | trim }}"
@@ -259,8 +292,9 @@ EXAMPLES = r'''
 - name: What would change on node3?
   turingpi.cluster.netboot_root:
     path: /srv/netboot/nfs/node3
+    layer_dir: /srv/netboot/nfs/.layers/node3
     boot_path: /srv/netboot/tftp/5e6f7a8b
-    image_dir: /srv/netboot/image
+    image_dir: /srv/netboot/nfs/.image/6ac3a10a1f144c7e
     image_digest: "{{ image_digest }}"
     hostname: node3
     cmdline: "{{ node3_cmdline }}"
@@ -270,8 +304,33 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-copied:
-  description: Whether the image was copied to the node (would be, in check mode).
+new_layer:
+  description: Whether the node got a new, empty layer (would get, in check mode).
+  returned: success
+  type: bool
+  sample: true
+image_dir:
+  description: The image copy the node runs on (O(image_dir), or the copy its layer was made on while RV(image_pending)).
+  returned: success
+  type: str
+  sample: /srv/netboot/nfs/.image/6ac3a10a1f144c7e
+image_pending:
+  description: The node runs another image copy than O(image_dir) and moves to it when it is reset (O(fresh=true)).
+  returned: success
+  type: bool
+  sample: false
+layer_bytes:
+  description: Disk space the node's layer takes on the master, in bytes (hard links counted once).
+  returned: success
+  type: int
+  sample: 4194304
+mount_options:
+  description: The overlay's mount options (as in O(fstab), without the C(x-systemd) ones).
+  returned: success
+  type: str
+  sample: lowerdir=/srv/nfs/.image/6ac3a10a1f144c7e/root,upperdir=/srv/nfs/.layers/node2/upper,workdir=/srv/nfs/.layers/node2/work,index=on,nfs_export=on
+fstab_changed:
+  description: Whether the overlay's line in O(fstab) was changed (systemd then needs C(systemctl daemon-reload)).
   returned: success
   type: bool
   sample: true
@@ -282,7 +341,9 @@ changes:
   returned: success
   type: list
   elements: str
-  sample: ["copied image 6ac3a10a1f14", "cmdline.txt", "/etc/fstab", "/etc/hostname", "/etc/hosts", "ssh host key ed25519",
+  sample: ["new layer /srv/netboot/nfs/.layers/node2 on image 6ac3a10a1f14", "/etc/fstab: /srv/netboot/nfs/node2",
+           "mounted /srv/netboot/nfs/node2 on /srv/netboot/nfs/.image/6ac3a10a1f144c7e/root", "cmdline.txt", "/etc/fstab",
+           "/etc/hostname", "/etc/hosts", "ssh host key ed25519",
            "/etc/systemd/system/multi-user.target.wants/ssh.service", "removed /etc/systemd/system/multi-user.target.wants/sshswitch.service"]
 host_keys:
   description:
@@ -343,6 +404,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.turingpi.cluster.plugins.module_utils import _netboot_root as netboot
+from ansible_collections.turingpi.cluster.plugins.module_utils import _node_layer as layers
 
 
 def main():
@@ -358,6 +420,8 @@ def main():
             ssh_key_types=dict(type='list', elements='str', choices=list(netboot.KEY_TYPES), default=list(netboot.KEY_TYPES),
                                no_log=False),
             authorized_keys=dict(type='list', elements='str', default=[], no_log=False),
+            layer_dir=dict(type='path', required=True),
+            fstab=dict(type='path', default='/etc/fstab'),
             fresh=dict(type='bool', default=False),
             cmdline_params=dict(type='list', elements='str', default=list(netboot.CMDLINE_PARAMS)),
             admin_user=dict(type='str'),
@@ -369,37 +433,35 @@ def main():
     p = module.params
     where = dict(path=p['path'], boot_path=p['boot_path'])
     node = netboot.NodeRoot(p, module, check_mode=module.check_mode, diff=module._diff)
+    image_dir, new = p['image_dir'], True
+    layer = layers.Layer(node, p['path'], p['layer_dir'], p['fstab'])
     try:
         node.validate()
-        old = node.recorded_digest()
-        copied = p['fresh'] or old != p['image_digest']
-        if copied:
-            node.check_image()
-            node.copy(old)
-        elif not os.path.isdir(p['boot_path']):
-            module.fail_json(msg='%s does not exist although the node\'s root %s holds image %s: copy the node again with fresh=true '
-                                 '(the netboot role\'s reset_root entry point)' % (p['boot_path'], p['path'], p['image_digest'][:12]),
-                             **where)
-        root, boot = node.trees(copied)
+        image_dir, new = node.prepare_layer(layer)
+        root, boot = node.trees(image_dir, new)
         if root.has_dir('etc'):
-            node.identity(root, boot, copied)
+            node.identity(root, boot, new)
     except netboot.NoImageError as exc:
-        # In check mode the netboot role's unpack was only predicted: the node would be copied from
+        # In check mode the netboot role's unpack was only predicted: the node would get a layer on
         # the image it would unpack.
         if not module.check_mode:
             module.fail_json(msg='%s; %s. Nothing was changed.' % (exc.msg, netboot.NEXT_STEP), **where)
-        module.warn('%s: in check mode the node is reported as copied from the image the netboot role would unpack' % exc.msg)
-        module.exit_json(changed=True, copied=True, changes=['copied image (not unpacked yet)'], host_keys=[],
-                         first_boot=node.first_boot, **where)
-    except netboot.NetbootRootError as exc:
-        module.fail_json(msg=exc.msg, **dict(where, **exc.details))
+        module.warn('%s: in check mode the node is reported as getting a new layer on the image the netboot role would unpack'
+                    % exc.msg)
+        module.exit_json(changed=True, new_layer=True, changes=['new layer (image not unpacked yet)'], host_keys=[],
+                         first_boot=node.first_boot, image_dir=p['image_dir'], image_pending=False, layer_bytes=0,
+                         mount_options='', fstab_changed=True, **where)
+    except layers.LayerError as exc:
+        module.fail_json(msg=exc.msg, changes=node.changes, **dict(where, **exc.details))
     except (IOError, OSError) as exc:
         module.fail_json(msg='cannot prepare the node\'s root: %s (the module runs as root on the netboot server; '
                              'the next run goes on from here)' % to_native(exc), changes=node.changes, **where)
     for warning in node.warnings:
         module.warn(warning)
-    result = dict(changed=bool(node.changes), copied=copied, changes=node.changes, host_keys=node.host_key_info,
-                  first_boot=node.first_boot, **where)
+    result = dict(changed=bool(node.changes), new_layer=new, changes=node.changes, host_keys=node.host_key_info,
+                  first_boot=node.first_boot, image_dir=image_dir, image_pending=node.image_pending,
+                  layer_bytes=layer.bytes(), mount_options=layer.options(os.path.join(os.path.realpath(image_dir), 'root')),
+                  fstab_changed=node.fstab_changed, **where)
     if module._diff:
         result['diff'] = node.diffs
     module.exit_json(**result)

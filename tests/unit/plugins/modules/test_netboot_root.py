@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ansible_collections.turingpi.cluster.plugins.module_utils._board_model import hostname_problem
+from ansible_collections.turingpi.cluster.plugins.module_utils import _node_layer as layers
 from ansible_collections.turingpi.cluster.plugins.modules import netboot_root
 from ansible_collections.turingpi.cluster.tests.unit.plugins.module_utils import realworld_root
 
@@ -68,18 +69,42 @@ class Lab(object):
         (boot / 'bootcode.bin').write_bytes(b'bootcode')
         (boot / 'cmdline.txt').write_bytes(b'console=tty1 root=PARTUUID=4e639091-02 rootwait\n')
         self.root = tmp_path / 'nfs' / 'node2'
+        self.layer = tmp_path / 'nfs' / '.layers' / 'node2'
+        self.fstab = tmp_path / 'fstab'
         self.boot = tmp_path / 'tftp' / '1a2b3c4d'
 
     def args(self, **kw):
         a = dict(path=str(self.root), boot_path=str(self.boot), image_dir=str(self.image), image_digest=DIGEST,
+                 layer_dir=str(self.layer), fstab=str(self.fstab),
                  hostname='node2', cmdline=CMDLINE, ssh_key_types=['ed25519'], authorized_keys=list(KEYS))
         a.update(kw)
         return a
 
 
+def unmount_under(top):
+    """Unmount every mount below ``top`` (the overlays the module made), innermost first."""
+    top = os.path.realpath(str(top))
+    with open('/proc/self/mountinfo') as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(top + os.sep)), key=len, reverse=True):
+        subprocess.check_call(['umount', point])
+
+
+def overlay_of(path):
+    """The options of the overlay mounted on ``path`` as /proc/self/mountinfo shows them, or None."""
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index('-')
+            if fields[4] == str(path) and fields[sep + 1] == 'overlay':
+                return fields[sep + 3].split(',')
+    return None
+
+
 @pytest.fixture
 def lab(tmp_path):
-    return Lab(tmp_path)
+    yield Lab(tmp_path)
+    unmount_under(tmp_path)
 
 
 def mode_of(path):
@@ -109,30 +134,53 @@ def snapshot(top):
                 out[p] = ('link', os.readlink(p))
             elif stat.S_ISDIR(st.st_mode):
                 out[p] = ('dir', st.st_mode)
+            elif not stat.S_ISREG(st.st_mode):
+                # overlayfs' whiteouts and index entries: devices 0/0
+                out[p] = ('special', st.st_mode, st.st_rdev)
             else:
                 with open(p, 'rb') as f:
                     out[p] = ('file', st.st_mode, f.read())
     return out
 
 
-def test_first_run_copies_and_gives_identity(lab, run_module):
+def test_first_run_mounts_a_layer_and_gives_identity(lab, run_module):
+    os.chmod(str(lab.image / 'boot' / 'start.elf'), 0o644)
+    image_before = snapshot(lab.image)
     rc, result = run_module(netboot_root, lab.args(ssh_key_types=['ed25519', 'ecdsa', 'rsa']))
     assert rc == 0, result
-    assert result['changed'] and result['copied']
+    assert result['changed'] and result['new_layer']
     assert result['path'] == str(lab.root) and result['boot_path'] == str(lab.boot)
-    assert result['changes'] == ['copied image %s' % DIGEST[:12], 'cmdline.txt', '/etc/fstab', '/etc/hostname', '/etc/hosts',
+    assert result['changes'] == ['new layer %s on image %s' % (lab.layer, DIGEST[:12]), '%s: %s' % (lab.fstab, lab.root),
+                                 'mounted %s on %s' % (lab.root, os.path.realpath(str(lab.image / 'root'))),
+                                 'boot files %s from %s' % (lab.boot, lab.image), 'cmdline.txt', '/etc/fstab', '/etc/hostname', '/etc/hosts',
                                  'ssh host key ed25519', 'ssh host key ecdsa', 'ssh host key rsa',
                                  '/root/.ssh', '/root/.ssh/authorized_keys'] + SSH_LINKS
     assert 'diff' not in result
     assert result['first_boot'] == dict(mechanisms=[], user=None, instance_id=None)
 
-    # The copy: root and boot files, and the digest file.
+    # The root: an overlay of the image copy and the node's layer, with its line in the fstab.
+    lower = os.path.realpath(str(lab.image / 'root'))
+    options = 'lowerdir=%s,upperdir=%s,workdir=%s,index=on,nfs_export=on' % (lower, lab.layer / 'upper', lab.layer / 'work')
+    assert result['mount_options'] == options and result['fstab_changed'] is True
+    mounted = overlay_of(lab.root)
+    assert mounted is not None and all(o in mounted for o in options.split(',')), mounted
+    assert lab.fstab.read_text() == 'overlay %s overlay %s,x-systemd.requires-mounts-for=%s,x-systemd.requires-mounts-for=%s 0 0\n' % (
+        lab.root, options, os.path.realpath(str(lab.image)), lab.layer)
+    assert (lab.layer / 'image').read_text() == '%s\n%s\n' % (DIGEST, lower)
+    assert result['image_dir'] == str(lab.image) and result['image_pending'] is False and result['new_layer'] is True
     assert (lab.root / 'usr' / 'bin' / 'tool').read_bytes() == b'#!/bin/sh\n'
     assert (lab.root / 'etc' / 'ssh' / 'sshd_config').is_file()
-    assert (lab.root / '.turingpi-netboot-image').read_text() == DIGEST + '\n'
-    assert mode_of(lab.root / '.turingpi-netboot-image') == (0o644, 0, 0)
+    # The node's files are in its layer; the image copy is as it was.
+    assert (lab.layer / 'upper' / 'etc' / 'hostname').read_text() == 'node2\n'
+    assert not (lab.layer / 'upper' / 'usr').exists()
+    assert snapshot(lab.image) == image_before
+    assert 0 < result['layer_bytes'] < 1024 * 1024
+    # Boot files: hard links to the copy's, but cmdline.txt is the node's own.
     assert (lab.boot / 'start.elf').read_bytes() == b'\x7fELF start'
     assert (lab.boot / 'bootcode.bin').read_bytes() == b'bootcode'
+    assert os.stat(str(lab.boot / 'start.elf')).st_ino == os.stat(str(lab.image / 'boot' / 'start.elf')).st_ino
+    assert os.stat(str(lab.boot / 'cmdline.txt')).st_ino != os.stat(str(lab.image / 'boot' / 'cmdline.txt')).st_ino
+    assert (lab.image / 'boot' / 'cmdline.txt').read_bytes() == b'console=tty1 root=PARTUUID=4e639091-02 rootwait\n'
     assert mode_of(lab.boot) == (0o755, 0, 0)
     assert mode_of(lab.boot / 'start.elf')[0] == 0o644
 
@@ -175,7 +223,7 @@ def test_second_run_changes_nothing(lab, run_module):
     before.update(snapshot(lab.tmp / 'tftp'))
     rc, result = run_module(netboot_root, args, diff=True)
     assert rc == 0, result
-    assert not result['changed'] and not result['copied']
+    assert not result['changed'] and not result['new_layer'] and not result['fstab_changed']
     assert result['changes'] == [] and result['diff'] == []
     after = snapshot(lab.tmp / 'nfs')
     after.update(snapshot(lab.tmp / 'tftp'))
@@ -192,70 +240,122 @@ def test_existing_host_keys_are_kept(lab, run_module):
     assert (key.read_bytes(), (lab.root / 'etc' / 'ssh' / 'ssh_host_ed25519_key.pub').read_bytes()) == kept
 
 
-def test_a_new_image_is_copied_again(lab, run_module):
+def test_a_new_image_waits_for_the_reset(lab, run_module):
     run_module(netboot_root, lab.args())
-    (lab.image / 'root' / 'usr' / 'bin' / 'tool').unlink()
-    (lab.image / 'root' / 'usr' / 'bin' / 'newtool').write_bytes(b'new\n')
-    (lab.image / 'boot' / 'fixup.dat').write_bytes(b'fixup')
+    (lab.root / 'var-log').write_bytes(b'the node ran\n')
+    # The new image is unpacked into a copy of its own; the running node stays on its copy.
+    image2 = lab.tmp / 'image2'
+    shutil.copytree(str(lab.image), str(image2), symlinks=True)
+    (image2 / 'root' / 'usr' / 'bin' / 'tool').unlink()
+    (image2 / 'root' / 'usr' / 'bin' / 'newtool').write_bytes(b'new\n')
+    (image2 / 'boot' / 'fixup.dat').write_bytes(b'fixup')
     new = digest_of('image two')
-    rc, result = run_module(netboot_root, lab.args(image_digest=new))
+    rc, result = run_module(netboot_root, lab.args(image_dir=str(image2), image_digest=new))
     assert rc == 0, result
-    assert result['changed'] and result['copied']
-    assert result['changes'][0] == 'copied image %s' % new[:12]
+    assert result['image_pending'] is True and result['image_dir'] == str(lab.image) and not result['new_layer']
+    assert not result['changed'], result['changes']
+    assert warned(result, 'node2 runs image %s (%s); image %s is unpacked in %s: reset the node (playbooks/reprovision.yml) '
+                          'to move it to the new image (its layer is dropped)' % (DIGEST[:12], lab.image, new[:12], image2))
+    assert (lab.root / 'var-log').exists() and (lab.root / 'usr' / 'bin' / 'tool').exists()
+    # The reset moves it: a new layer on the new copy.
+    rc, result = run_module(netboot_root, lab.args(image_dir=str(image2), image_digest=new, fresh=True))
+    assert rc == 0, result
+    assert result['new_layer'] and result['image_pending'] is False and result['image_dir'] == str(image2)
     assert (lab.root / 'usr' / 'bin' / 'newtool').read_bytes() == b'new\n'
-    assert not (lab.root / 'usr' / 'bin' / 'tool').exists()
+    assert not (lab.root / 'usr' / 'bin' / 'tool').exists() and not (lab.root / 'var-log').exists()
     assert (lab.boot / 'fixup.dat').read_bytes() == b'fixup'
-    assert (lab.root / '.turingpi-netboot-image').read_text() == new + '\n'
-    # The copy brought the image's files back: the identity is given again.
+    assert (lab.layer / 'image').read_text() == '%s\n%s\n' % (new, os.path.realpath(str(image2 / 'root')))
+    assert 'lowerdir=%s' % os.path.realpath(str(image2 / 'root')) in overlay_of(lab.root)
+    assert lab.fstab.read_text().count('\n') == 1 and str(image2) in lab.fstab.read_text()
     assert (lab.root / 'etc' / 'hostname').read_text() == 'node2\n'
-    assert (lab.root / 'etc' / 'fstab').read_bytes() == b'proc /proc proc defaults 0 0\n'
     assert (lab.boot / 'cmdline.txt').read_text() == CMDLINE + CGROUPS + '\n'
-    assert run_module(netboot_root, lab.args(image_digest=new))[1]['changed'] is False
+    assert run_module(netboot_root, lab.args(image_dir=str(image2), image_digest=new))[1]['changed'] is False
 
 
-def test_same_size_and_time_with_other_content_is_copied(lab, run_module):
+def test_a_layer_whose_image_copy_is_gone_is_refused(lab, run_module):
     run_module(netboot_root, lab.args())
-    tool = lab.image / 'root' / 'usr' / 'bin' / 'tool'
-    st = os.stat(str(tool))
-    tool.write_bytes(b'#!/bin/XX\n')
-    os.utime(str(tool), (st.st_atime, st.st_mtime))
-    run_module(netboot_root, lab.args(image_digest=digest_of('image two')))
-    assert (lab.root / 'usr' / 'bin' / 'tool').read_bytes() == b'#!/bin/XX\n'
+    unmount_under(lab.tmp)
+    image2 = lab.tmp / 'image2'
+    os.rename(str(lab.image), str(image2))
+    before = snapshot(lab.layer)
+    rc, result = run_module(netboot_root, lab.args(image_dir=str(image2), image_digest=digest_of('image two')))
+    assert rc == 1 and 'which is gone: reset the node (fresh=true' in result['msg']
+    assert snapshot(lab.layer) == before and overlay_of(lab.root) is None
 
 
-def test_fresh_removes_everything_else(lab, run_module):
+def test_writes_in_the_root_stay_in_the_layer(lab, run_module):
+    run_module(netboot_root, lab.args())
+    image_before = snapshot(lab.image)
+    (lab.root / 'usr' / 'bin' / 'tool').write_bytes(b'#!/bin/XX\n')
+    (lab.root / 'usr' / 'bin' / 'installed').write_bytes(b'a package\n')
+    os.unlink(str(lab.root / 'etc' / 'ssh' / 'sshd_config'))
+    assert snapshot(lab.image) == image_before
+    assert (lab.layer / 'upper' / 'usr' / 'bin' / 'tool').read_bytes() == b'#!/bin/XX\n'
+    # The removal is a whiteout in the layer: a character device 0/0.
+    st = os.lstat(str(lab.layer / 'upper' / 'etc' / 'ssh' / 'sshd_config'))
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+    # A second node on the same copy sees none of it.
+    node3 = lab.tmp / 'nfs' / 'node3'
+    rc, result = run_module(netboot_root, lab.args(hostname='node3', path=str(node3), layer_dir=str(lab.tmp / 'nfs' / '.layers' / 'node3'),
+                                                   boot_path=str(lab.tmp / 'tftp' / '5e6f7a8b')))
+    assert rc == 0, result
+    assert (node3 / 'usr' / 'bin' / 'tool').read_bytes() == b'#!/bin/sh\n'
+    assert not (node3 / 'usr' / 'bin' / 'installed').exists() and (node3 / 'etc' / 'ssh' / 'sshd_config').exists()
+    assert (node3 / 'etc' / 'hostname').read_text() == 'node3\n' and (lab.root / 'etc' / 'hostname').read_text() == 'node2\n'
+    assert lab.fstab.read_text().count('\n') == 2
+
+
+def test_fresh_drops_the_layer(lab, run_module):
     run_module(netboot_root, lab.args())
     (lab.root / 'stray').write_bytes(b'left over\n')
     (lab.boot / 'stray.bin').write_bytes(b'left over\n')
     key = (lab.root / 'etc' / 'ssh' / 'ssh_host_ed25519_key').read_bytes()
     rc, result = run_module(netboot_root, lab.args(fresh=True))
     assert rc == 0, result
-    assert result['changed'] and result['copied']
-    assert result['changes'][:3] == ['removed %s' % lab.root, 'removed %s' % lab.boot, 'copied image %s' % DIGEST[:12]]
+    assert result['changed'] and result['new_layer']
+    assert result['changes'][:5] == ['unmounted %s' % lab.root, 'new layer %s on image %s' % (lab.layer, DIGEST[:12]),
+                                     'removed %s' % lab.boot, 'mounted %s on %s' % (lab.root, os.path.realpath(str(lab.image / 'root'))),
+                                     'boot files %s from %s' % (lab.boot, lab.image)]
     assert not (lab.root / 'stray').exists() and not (lab.boot / 'stray.bin').exists()
+    assert not (lab.layer / 'upper' / 'stray').exists()
     assert (lab.root / 'etc' / 'ssh' / 'ssh_host_ed25519_key').read_bytes() != key
     assert (lab.root / 'etc' / 'hostname').read_text() == 'node2\n'
-    assert (lab.root / '.turingpi-netboot-image').read_text() == DIGEST + '\n'
+    assert overlay_of(lab.root) is not None
+
+
+def test_fresh_withdraws_and_restores_the_export(lab, run_module, monkeypatch, tmp_path):
+    run_module(netboot_root, lab.args())
+    # The NFS server's table of exports, and an exportfs that records what it is asked.
+    etab = tmp_path / 'etab'
+    etab.write_text('%s\t10.77.0.0/24(rw,sync,no_root_squash,fsid=1)\n/srv/other\t10.77.0.0/24(rw)\n' % lab.root)
+    monkeypatch.setattr(layers, 'ETAB', str(etab))
+    failing(tmp_path, monkeypatch, 'exportfs', 'echo "$@" >> %s\nexit 0\n' % (tmp_path / 'exportfs.log'))
+    rc, result = run_module(netboot_root, lab.args(fresh=True))
+    assert rc == 0, result
+    assert (tmp_path / 'exportfs.log').read_text() == '-u 10.77.0.0/24:%s\n-r\n' % lab.root
 
 
 def test_check_mode_on_a_fresh_target_changes_nothing(lab, run_module):
     rc, result = run_module(netboot_root, lab.args(), check_mode=True, diff=True)
     assert rc == 0, result
-    assert result['changed'] and result['copied']
-    # Predicted from the image: what the node's root would hold after the copy.
-    assert result['changes'] == ['copied image %s' % DIGEST[:12], 'cmdline.txt', '/etc/fstab', '/etc/hostname', '/etc/hosts',
+    assert result['changed'] and result['new_layer']
+    lower = os.path.realpath(str(lab.image / 'root'))
+    # Predicted from the image: what the node's new layer would show.
+    assert result['changes'] == ['new layer %s on image %s' % (lab.layer, DIGEST[:12]), '%s: %s' % (lab.fstab, lab.root),
+                                 'mounted %s on %s' % (lab.root, lower), 'boot files %s from %s' % (lab.boot, lab.image),
+                                 'cmdline.txt', '/etc/fstab', '/etc/hostname', '/etc/hosts',
                                  'ssh host key ed25519', '/root/.ssh', '/root/.ssh/authorized_keys'] + SSH_LINKS
     # The keys it would make are not known yet.
     assert result['host_keys'] == []
     link = str(lab.root / 'etc' / 'systemd' / 'system' / 'multi-user.target.wants' / 'ssh.service')
     assert dict(before_header=link, after_header=link, before='', after='symbolic link to /lib/systemd/system/ssh.service\n') \
         in result['diff']
-    copy = result['diff'][0]
-    assert copy['before_header'] == '%s (image none)' % lab.root and copy['after_header'] == '%s (image %s)' % (lab.root, DIGEST)
+    fstab = result['diff'][0]
+    assert fstab['before_header'] == str(lab.fstab) and fstab['before'] == '' and fstab['after'].startswith('overlay %s overlay ' % lab.root)
     hostname = [d for d in result['diff'] if d['before_header'] == str(lab.root / 'etc' / 'hostname')]
     assert hostname == [dict(before_header=str(lab.root / 'etc' / 'hostname'), after_header=str(lab.root / 'etc' / 'hostname'),
                              before='raspberrypi\n', after='node2\n')]
-    assert not (lab.tmp / 'nfs').exists() and not (lab.tmp / 'tftp').exists()
+    assert not (lab.tmp / 'nfs').exists() and not (lab.tmp / 'tftp').exists() and not lab.fstab.exists()
 
 
 def test_check_mode_with_a_new_image_leaves_the_old_root(lab, run_module):
@@ -264,24 +364,24 @@ def test_check_mode_with_a_new_image_leaves_the_old_root(lab, run_module):
     before.update(snapshot(lab.tmp / 'tftp'))
     rc, result = run_module(netboot_root, lab.args(image_digest=digest_of('image two'), fresh=True), check_mode=True)
     assert rc == 0, result
-    assert result['changed'] and result['copied']
+    assert result['changed'] and result['new_layer']
     assert 'ssh host key ed25519' in result['changes'] and '/etc/hostname' in result['changes']
     after = snapshot(lab.tmp / 'nfs')
     after.update(snapshot(lab.tmp / 'tftp'))
-    assert after == before
+    assert after == before and overlay_of(lab.root) is not None
 
 
 def test_check_mode_when_up_to_date(lab, run_module):
     run_module(netboot_root, lab.args())
     rc, result = run_module(netboot_root, lab.args(), check_mode=True)
-    assert rc == 0 and not result['changed'] and result['changes'] == [] and not result['copied']
+    assert rc == 0 and not result['changed'] and result['changes'] == [] and not result['new_layer']
 
 
 def test_diff_when_the_hostname_changes(lab, run_module):
     run_module(netboot_root, lab.args())
     rc, result = run_module(netboot_root, lab.args(hostname='node9'), diff=True)
     assert rc == 0, result
-    assert result['changed'] and not result['copied']
+    assert result['changed'] and not result['new_layer']
     assert result['changes'] == ['/etc/hostname', '/etc/hosts']
     header = str(lab.root / 'etc' / 'hostname')
     assert dict(before_header=header, after_header=header, before='node2\n', after='node9\n') in result['diff']
@@ -429,41 +529,63 @@ def failing(tmp_path, monkeypatch, name, script):
     monkeypatch.setenv('PATH', '%s:%s' % (bin_dir, os.environ['PATH']))
 
 
-def test_a_failed_first_copy_is_done_again(lab, run_module, monkeypatch, tmp_path):
-    # A node with an empty root is copied with cp -a.
-    failing(tmp_path, monkeypatch, 'cp', 'echo "cp: error writing: No space left on device" >&2\nexit 1\n')
+def test_a_failed_mount_is_done_again(lab, run_module, monkeypatch, tmp_path):
+    failing(tmp_path, monkeypatch, 'mount', 'echo "mount: wrong fs type, bad option" >&2\nexit 32\n')
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 1 and result['failed']
-    assert 'cp from %s to %s failed (rc=1): cp: error writing' % (lab.image / 'root', lab.root) in result['msg']
-    # No digest file: the next run copies again.
-    assert not (lab.root / '.turingpi-netboot-image').exists()
+    assert result['msg'].startswith('mounting the overlay on %s (the master needs overlayfs with nfs_export' % lab.root)
+    assert 'failed (rc=32): mount: wrong fs type, bad option' in result['msg']
+    assert overlay_of(lab.root) is None
     monkeypatch.undo()
     rc, result = run_module(netboot_root, lab.args())
-    assert rc == 0 and result['copied'], result
-    assert (lab.root / '.turingpi-netboot-image').read_text() == DIGEST + '\n'
+    assert rc == 0 and result['new_layer'] is False and overlay_of(lab.root) is not None, result
+    assert (lab.root / 'etc' / 'hostname').read_text() == 'node2\n'
 
 
-def test_a_failed_update_is_done_again(lab, run_module, monkeypatch, tmp_path):
-    # A node that holds an older image is brought up to date with rsync.
-    assert run_module(netboot_root, lab.args(image_digest=digest_of('image zero')))[0] == 0
+def test_failed_boot_files_are_done_again(lab, run_module, monkeypatch, tmp_path):
     failing(tmp_path, monkeypatch, 'rsync', 'echo "rsync: connection unexpectedly closed" >&2\nexit 23\n')
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 1 and result['failed']
-    assert 'rsync from %s to %s failed (rc=23): rsync: connection unexpectedly closed' % (lab.image / 'root', lab.root) in result['msg']
-    # The digest file does not name the new image: the next run copies again.
-    assert (lab.root / '.turingpi-netboot-image').read_text() != DIGEST + '\n'
+    assert 'rsync from %s to %s failed (rc=23): rsync: connection unexpectedly closed' % (lab.image / 'boot', lab.boot) in result['msg']
     monkeypatch.undo()
     rc, result = run_module(netboot_root, lab.args())
-    assert rc == 0 and result['copied'], result
-    assert (lab.root / '.turingpi-netboot-image').read_text() == DIGEST + '\n'
+    assert rc == 0, result
+    assert (lab.boot / 'start.elf').read_bytes() == b'\x7fELF start'
+    assert (lab.boot / 'cmdline.txt').read_text() == CMDLINE + CGROUPS + '\n'
 
 
-def test_missing_boot_dir_of_an_up_to_date_root_fails(lab, run_module):
-    import shutil
+def test_a_missing_boot_dir_is_made_again(lab, run_module):
     run_module(netboot_root, lab.args())
     shutil.rmtree(str(lab.boot))
     rc, result = run_module(netboot_root, lab.args())
-    assert rc == 1 and 'fresh=true' in result['msg']
+    assert rc == 0 and not result['new_layer'], result
+    assert result['changes'] == ['boot files %s from %s' % (lab.boot, lab.image), 'cmdline.txt']
+    assert (lab.boot / 'cmdline.txt').read_text() == CMDLINE + CGROUPS + '\n'
+
+
+def test_a_full_copy_of_an_older_role_is_replaced(lab, run_module):
+    # The netboot role before 2.0.0 copied the image into the node's root, with a digest file.
+    shutil.copytree(str(lab.image / 'root'), str(lab.root), symlinks=True)
+    (lab.root / '.turingpi-netboot-image').write_text(DIGEST + '\n')
+    rc, result = run_module(netboot_root, lab.args())
+    assert rc == 0, result
+    assert 'removed the full copy in %s' % lab.root in result['changes']
+    assert overlay_of(lab.root) is not None and not (lab.root / '.turingpi-netboot-image').exists()
+
+
+def test_a_directory_of_other_files_is_refused(lab, run_module):
+    lab.root.mkdir(parents=True)
+    (lab.root / 'data').write_bytes(b'mine\n')
+    rc, result = run_module(netboot_root, lab.args())
+    assert rc == 1 and 'is a directory with files in it, not a mount point' in result['msg']
+    assert (lab.root / 'data').read_bytes() == b'mine\n' and overlay_of(lab.root) is None and not lab.fstab.exists()
+
+
+@pytest.mark.parametrize('opt, value', [('path', '/srv/nfs/node 2'), ('layer_dir', '/srv/a:b'), ('image_dir', '/srv/a,b')])
+def test_a_path_an_overlay_option_cannot_hold_is_refused(lab, run_module, opt, value):
+    rc, result = run_module(netboot_root, lab.args(**{opt: value}))
+    assert rc == 1 and result['msg'] == '%s %r contains a character an overlay mount option cannot hold (white space , : \\ =). ' \
+        'Nothing was changed.' % (opt, value)
 
 
 def test_no_fstab_is_not_created(lab, run_module):
@@ -479,7 +601,9 @@ def test_an_image_without_etc_gets_no_identity(lab, run_module):
     shutil.rmtree(str(lab.image / 'root' / 'etc'))
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 0, result
-    assert result['changes'] == ['copied image %s' % DIGEST[:12]]
+    lower = os.path.realpath(str(lab.image / 'root'))
+    assert result['changes'] == ['new layer %s on image %s' % (lab.layer, DIGEST[:12]), '%s: %s' % (lab.fstab, lab.root),
+                                 'mounted %s on %s' % (lab.root, lower), 'boot files %s from %s' % (lab.boot, lab.image)]
     assert not (lab.boot / 'cmdline.txt').read_text().startswith('console=serial0')
 
 
@@ -495,8 +619,8 @@ def test_digest_defaults_to_the_unpacked_image_record(lab, run_module):
     args = lab.args()
     del args['image_digest']
     code, result = run_module(netboot_root, args)
-    assert code == 0 and result['copied'] is True
-    assert (lab.root / '.turingpi-netboot-image').read_text() == DIGEST + '\n'
+    assert code == 0 and result['new_layer'] is True
+    assert (lab.layer / 'image').read_text().split('\n')[0] == DIGEST
     code, result = run_module(netboot_root, args)
     assert code == 0 and result['changed'] is False
 
@@ -509,14 +633,14 @@ def test_no_digest_and_no_record_fails_and_creates_nothing(lab, run_module):
     assert not lab.root.exists() and not lab.boot.exists()
 
 
-def test_check_mode_before_the_image_is_unpacked_reports_a_copy(lab, run_module):
-    # In check mode the netboot role's unpack is only predicted: the node would be copied from it.
+def test_check_mode_before_the_image_is_unpacked_reports_a_layer(lab, run_module):
+    # In check mode the netboot role's unpack is only predicted: the node would get a layer on it.
     args = lab.args()
     del args['image_digest']
     code, result = run_module(netboot_root, args, check_mode=True)
-    assert code == 0 and result['changed'] is True and result['copied'] is True
+    assert code == 0 and result['changed'] is True and result['new_layer'] is True
     assert 'no unpacked image' in json.dumps(result['warnings'])
-    assert result['changes'] == ['copied image (not unpacked yet)']
+    assert result['changes'] == ['new layer (image not unpacked yet)']
     assert not lab.root.exists() and not lab.boot.exists()
 
 
@@ -548,13 +672,13 @@ def test_the_image_host_keys_are_not_kept(lab, run_module):
         (ssh / name).write_bytes(b'every node of this image would have it\n')
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 0, result
-    assert result['changes'][5:10] == ['removed /etc/ssh/ssh_host_dsa_key', 'removed /etc/ssh/ssh_host_dsa_key.pub',
+    assert result['changes'][8:13] == ['removed /etc/ssh/ssh_host_dsa_key', 'removed /etc/ssh/ssh_host_dsa_key.pub',
                                        'removed /etc/ssh/ssh_host_ed25519_key', 'removed /etc/ssh/ssh_host_ed25519_key.pub',
                                        'ssh host key ed25519']
     names = sorted(n for n in os.listdir(str(lab.root / 'etc' / 'ssh')) if n.startswith('ssh_host_'))
     assert names == ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']
     assert (lab.root / 'etc' / 'ssh' / 'ssh_host_ed25519_key.pub').read_text().split()[-1] == 'root@node2'
-    # Not copied again: the node keeps the keys made for it.
+    # Not made again: the node keeps the keys made for it.
     kept = (lab.root / 'etc' / 'ssh' / 'ssh_host_ed25519_key').read_bytes()
     assert run_module(netboot_root, lab.args())[1]['changed'] is False
     assert (lab.root / 'etc' / 'ssh' / 'ssh_host_ed25519_key').read_bytes() == kept
@@ -650,11 +774,13 @@ class FamilyLab(object):
         self.tmp, self.family = tmp_path, family
         self.image = realworld_root.build(tmp_path / 'image', family)
         self.root = tmp_path / 'nfs' / 'node2'
+        self.layer = tmp_path / 'nfs' / '.layers' / 'node2'
         self.boot = tmp_path / 'tftp' / '1a2b3c4d'
         self.units = UNIT_DIR.get(family, '/usr/lib/systemd/system')
 
     def args(self, **kw):
         a = dict(path=str(self.root), boot_path=str(self.boot), image_dir=self.image.top, image_digest=DIGEST, hostname='node2',
+                 layer_dir=str(self.layer), fstab=str(self.tmp / 'fstab'),
                  cmdline=CMDLINE, ssh_key_types=['ed25519', 'ecdsa'], authorized_keys=KEYS[:1])
         a.update(kw)
         return a
@@ -679,7 +805,8 @@ class FamilyLab(object):
 
 @pytest.fixture(params=realworld_root.FAMILIES)
 def family(request, tmp_path):
-    return FamilyLab(tmp_path, request.param)
+    yield FamilyLab(tmp_path, request.param)
+    unmount_under(tmp_path)
 
 
 def assert_ssh_on_with_the_keys_made_here(fam, result):
@@ -818,7 +945,9 @@ def first_boot_of_userconf_pi(root):
         path.write_text(path.read_text().replace('pi:x:1000', '%s:x:1000' % user).replace('/home/pi:', '/home/%s:' % user))
     shadow = root / 'etc' / 'shadow'
     shadow.write_text(shadow.read_text() + '%s:%s:19000:0:99999:7:::\n' % (user, password_hash))
-    os.rename(str(root / 'home' / 'pi'), str(root / 'home' / user))
+    # usermod -m moves the home with rename(2) and copies it when that fails with EXDEV, as overlayfs
+    # answers for a directory of the lower layer (without redirect_dir): shutil.move does the same.
+    shutil.move(str(root / 'home' / 'pi'), str(root / 'home' / user))
     sudoers = root / 'etc' / 'sudoers.d' / '010_pi-nopasswd'
     sudoers.write_text(sudoers.read_text().replace('pi ', '%s ' % user))
     (root / 'boot' / 'userconf.txt').unlink()
@@ -877,14 +1006,14 @@ def test_the_instance_id_is_new_after_every_reset(family, run_module):
     second = result['first_boot']['instance_id']
     assert rc == 0 and second != first and second.startswith('node2-')
     assert yaml.safe_load(fam.seed('meta-data'))['instance-id'] == second
-    # A reset copies the root again: a new instance-id, also in check mode (which writes nothing).
+    # A reset drops the layer: a new instance-id, also in check mode (which writes nothing).
     before = fam.snapshot()
     rc, result = run_module(netboot_root, fam.admin(fresh=True), check_mode=True)
     assert rc == 0 and result['first_boot']['instance_id'] not in (first, second)
     assert fam.snapshot() == before
     rc, result = run_module(netboot_root, fam.admin(fresh=True))
     third = result['first_boot']['instance_id']
-    assert rc == 0 and result['copied'] and third not in (first, second)
+    assert rc == 0 and result['new_layer'] and third not in (first, second)
     assert yaml.safe_load(fam.seed('meta-data'))['instance-id'] == third
 
 
