@@ -20,6 +20,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fcntl
 import os
 import re
 import shutil
@@ -101,7 +102,8 @@ class Layer(object):
         self.upper = os.path.join(layer_dir, 'upper')
         self.work = os.path.join(layer_dir, 'work')
         self.record_file = os.path.join(layer_dir, RECORD)
-        self.fstab = fstab
+        # The file itself, not a link to it: it is replaced by rename.
+        self.fstab = os.path.realpath(fstab)
         self.withdrawn = []
 
     # --- what is there ---
@@ -143,7 +145,17 @@ class Layer(object):
     # --- changes ---
 
     def ensure_fstab(self, lower, write_atomic):
-        """One fstab line for the mount point, the one this lower needs. Returns whether it changed."""
+        """One fstab line for the mount point, the one this lower needs. Returns whether it changed.
+        The netboot role prepares several nodes at once on the master: the read, change and
+        rename of the fstab happen under a lock on its directory, so no node's line is lost."""
+        lock = os.open(os.path.dirname(self.fstab) or '.', os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._ensure_fstab(lower, write_atomic)
+        finally:
+            os.close(lock)
+
+    def _ensure_fstab(self, lower, write_atomic):
         try:
             with open(self.fstab, 'rb') as f:
                 before = f.read()
@@ -154,7 +166,7 @@ class Layer(object):
         lines, placed = [], False
         for line in before.splitlines():
             fields = line.split()
-            if len(fields) >= 2 and not line.lstrip().startswith(b'#') and to_text(_unescape(to_text(fields[1]))) == self.path:
+            if len(fields) >= 2 and not line.lstrip().startswith(b'#') and _unescape(to_text(fields[1])) == self.path:
                 if not placed:
                     lines.append(want)
                     placed = True
