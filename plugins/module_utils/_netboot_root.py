@@ -521,9 +521,9 @@ class NodeRoot(object):
                                    'netboot role\'s reset_root entry point, playbooks/reprovision.yml) to move it to %s. Nothing was '
                                    'changed.' % (p['hostname'], layer.layer_dir, lower, p['image_dir']))
         self.image_pending = True
+        running = (p['hostname'], digest[:12], os.path.dirname(lower), p['image_digest'][:12], p['image_dir'])
         self.warn('%s runs image %s (%s); image %s is unpacked in %s: reset the node (playbooks/reprovision.yml) to move it '
-                  'to the new image (its layer is dropped)' % (p['hostname'], digest[:12], os.path.dirname(lower),
-                                                                p['image_digest'][:12], p['image_dir']))
+                  'to the new image (its layer is dropped)' % running)
         return os.path.dirname(lower), digest, False
 
     def old_copy(self):

@@ -29,9 +29,9 @@ description:
     the upper dir). Its record C(image) in O(layer_dir) names the copy. A node without a layer gets one
     on O(image_dir); a node whose layer was made on another copy stays there, with a warning and
     RV(image_pending), until it is reset (O(fresh=true)); a layer whose copy is gone is refused.
-  - With O(fresh=true) the node's layer is dropped and an empty one made on O(image_dir) (seconds, not
-    a copy): its export is withdrawn (C(exportfs -u)) while the overlay is unmounted and restored after
-    (C(exportfs -r)), and its boot files are made again. The node must be off.
+  - With O(fresh=true) the node's layer is dropped and an empty one made on O(image_dir), in seconds
+    instead of a copy. Its export is withdrawn (C(exportfs -u)) while the overlay is unmounted and
+    restored after (C(exportfs -r)), and its boot files are made again. The node must be off.
   - Boot files. A new layer (or a missing O(boot_path)) gets the image copy's C(boot/) in O(boot_path)
     with C(rsync -rlt --checksum --chmod=D0755,F0644 --delete --link-dest), so files that are the same
     are hard links to the copy's (the TFTP server only reads them); C(cmdline.txt) is the node's own.
@@ -117,7 +117,7 @@ options:
   image_dir:
     description:
       - The unpacked image copy (an absolute path), with its root file system in C(root/) and its boot
-        partition in C(boot/), as the netboot role's main entry point leaves them. Never written: it is
+        partition in C(boot/), as the netboot role's main entry point leaves them. Never written, as it is
         the lower dir of every node that runs it, and must not change while they do (unpack a new image
         into a new directory).
     type: path

@@ -8,11 +8,13 @@
 #     their machines from the roots the master serves), provisions and verifies them;
 #  2. checked from outside: power register, running machines, each node reached through the
 #     master with SSH checking the host keys bootstrap.yml was given for it (the controller's
-#     known_hosts, StrictHostKeyChecking=yes), running its image from its root on the master,
+#     known_hosts, StrictHostKeyChecking=yes), running its image from its root on the master:
+#     an overlay of the image's one shared copy and the node's own layer, where its writes land;
 #     the image's first-boot mechanism done, provisioned;
 #  3. a second bootstrap changes nothing;
-#  4. playbooks/reprovision.yml on node3 and node5 (one at a time): their roots are fresh, the
-#     other four nodes kept running untouched, the results file says ok;
+#  4. playbooks/reprovision.yml on node3 and node5 (one at a time): their roots are fresh (a new
+#     layer in under 10 s), the shared copies unchanged, the other four nodes kept running
+#     untouched, the results file says ok;
 #  5. a request for an unknown node is refused before anything is touched.
 # Logs: $TP_TMP/e2e-*.log. The lab is always torn down; the tier fails if the host is not left as
 # it was found.
@@ -25,6 +27,8 @@ BOARD=$LAB/run/board/board.json
 NODES="2 3 4 5 6 7"
 CLOUD_IMAGE=${TP_E2E_CLOUD_IMAGE:-ubuntu-24.04}
 KNOWN_HOSTS=$TP_TMP/lab/cluster/known_hosts
+# The master's /srv/netboot/nfs as the host sees it: the image copies and the nodes' layers.
+SRV=$LAB/run/node1/srv/netboot/nfs
 # What each slot runs: the first-boot mechanism of its image family.
 family() { case "$1" in 6|7) echo cloud-init ;; *) echo raspios ;; esac; }
 
@@ -58,6 +62,10 @@ playbook() {  # log name, playbook args...
 }
 
 tests/lab/lab down >/dev/null 2>&1
+echo "--- the lab's NFS mount (the master's overlay attached for the node), without the lab"
+if bash tests/lab/test-nfs-mount.sh >"$TP_TMP/e2e-nfs-mount.log" 2>&1; then ok "tests/lab/test-nfs-mount.sh"; else
+    fail "tests/lab/test-nfs-mount.sh"; cat "$TP_TMP/e2e-nfs-mount.log"
+fi
 echo "--- the virtual Turing Pi, every node off"
 tests/lab/lab board-up 6 --image raspios-bookworm --image "6,7=$CLOUD_IMAGE" || { echo "80-e2e: the lab did not come up"; exit 1; }
 # 0x02: the master's bit only (docs/hardware.md "DS4520 at 0x57": node 1 = bit 1; bit 0 is unused).
@@ -87,13 +95,31 @@ for s in $NODES; do
         served=\$(tests/lab/lab exec 1 ssh-keyscan -t ed25519 -T 5 10.77.0.1$s 2>/dev/null | awk '{print \$3}')
         [ -n \"\$served\" ] && grep -qx '10.77.0.1$s ssh-ed25519 '\"\$served\"'.*' '$KNOWN_HOSTS'"
 done
-# The root each node runs from is the one the master serves: a file written on the node shows up
-# in the master's NFS root directory for it.
+# The root each node runs from is the one the master serves: its overlay of the image's one
+# shared copy and the node's own layer (docs/master-services.md). Read in the master's mount table.
+mounts=$(on_nodes master 'findmnt -rn -t overlay -o TARGET,OPTIONS')
+mounts=$(out_of "$mounts" master)
+lower_of() { awk -v t="/srv/netboot/nfs/node$1" '$1 == t {print $2}' <<<"$mounts" | tr , '\n' | sed -n 's/^lowerdir=//p'; }
+for s in $NODES; do
+    if [ "$(family "$s")" = raspios ]; then image=raspios-bookworm; else image=$CLOUD_IMAGE; fi
+    check "node$s's root is an overlay (index=on, nfs_export=on) of the one $image copy and its layer" bash -c "
+        awk -v t=/srv/netboot/nfs/node$s '\$1 == t {print \$2}' <<<'$mounts' | tr , '\\n' > '$TP_TMP/e2e-opts'
+        grep -qxE 'lowerdir=/srv/netboot/nfs/\\.images/$image/[0-9a-f]{16}/root' '$TP_TMP/e2e-opts' &&
+        grep -qx 'upperdir=/srv/netboot/nfs/.layers/node$s/upper' '$TP_TMP/e2e-opts' &&
+        grep -qx index=on '$TP_TMP/e2e-opts' && grep -qx nfs_export=on '$TP_TMP/e2e-opts' &&
+        [ \$(ls '$SRV/.images/$image' | grep -cE '^[0-9a-f]{16}\$') = 1 ]"
+done
+check "nodes 2-5 share one copy, nodes 6-7 another" bash -c "
+    [ '$(lower_of 2)' = '$(lower_of 5)' ] && [ '$(lower_of 6)' = '$(lower_of 7)' ] && [ '$(lower_of 2)' != '$(lower_of 6)' ]"
+# A file written on the node lands in its layer on the master, and nowhere else.
 on_nodes turingpi_nodes 'sh -c "hostname > /var/tmp/e2e-marker"' >/dev/null
 for s in $NODES; do
-    check "node$s runs from the master's /srv/netboot/nfs/node$s" \
-        grep -qx "node$s" "$LAB/run/node1/root/srv/netboot/nfs/node$s/var/tmp/e2e-marker"
+    check "node$s's write lands in its own layer on the master, not in the shared copy" bash -c "
+        grep -qx node$s '$SRV/.layers/node$s/upper/var/tmp/e2e-marker' &&
+        ! ls '$SRV'/.images/*/*/root/var/tmp/e2e-marker 2>/dev/null | grep -q ."
 done
+for s in $NODES; do echo "    node$s's layer: $(du -sh "$SRV/.layers/node$s" | cut -f1)"; done
+echo "    the shared copies: $(du -shc "$SRV"/.images/*/* | tail -1 | cut -f1)"
 # The facts the node role reports, the admin user, sshd without passwords: one line per node.
 provisioned='
 import json, re, sys
@@ -133,6 +159,16 @@ for n in ('node3', 'node5'):
     assert r['nodes'][n]['status'] == 'ok' and r['nodes'][n]['phase'] == 'done', r['nodes'][n]
     assert set(r['nodes'][n]['phases_done_at_seconds']) == {'power_off', 'reset_root', 'power_on', 'boot', 'provision', 'health'}
 PY
+check "each reset of a network-boot root took under 10 s (a new layer, not a copy)" python3 - "$results" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for n in ('node3', 'node5'):
+    t = r['nodes'][n]['phases_done_at_seconds']
+    assert t['reset_root'] - t['power_off'] < 10, (n, t)
+    print('    %s: reset %.1f s' % (n, t['reset_root'] - t['power_off']))
+PY
+check "no file of the shared copies changed since they were unpacked" bash -c "
+    for c in '$SRV'/.images/*/*/; do [ -z \"\$(find \"\$c\" -cnewer \"\$c/.turingpi-netboot-image\" -print -quit)\" ] || exit 1; done"
 check "the power supervisor saw node3 and node5 power off and on" \
     bash -c "grep -c 'slot [35] powered off' '$LAB/run/supervisor.log' | grep -qx 2"
 for s in 2 4 6 7; do
