@@ -34,9 +34,13 @@ description:
   - The first-boot mechanisms visible on the firmware partition; see RV(first_boot).
   - With O(module), the module says whether the image fits a module of that type (RV(fits), RV(problems))
     and, with O(fail_on_mismatch), fails with the reasons before anything is written anywhere.
+  - For each partition, the bytes its file system has in use (V(used_bytes) in RV(partitions)), from the
+    file system itself (the superblock of an ext2, ext3 or ext4 file system, the FAT of a FAT12, FAT16 or
+    FAT32 one), so that the space unpacking the image needs is known before anything is written.
   - A compressed image (xz, gzip, bzip2, zstd) is decompressed as a stream into a sparse temporary
-    file, only as far as the end of its firmware partition (for Raspberry Pi OS about 520 MiB of
-    decompressed data, mostly zeros, which take no disk space), then read like a raw image and removed.
+    file, only as far as the end of its firmware partition and the superblocks of the partitions after
+    it (for Raspberry Pi OS about 520 MiB of decompressed data, mostly zeros, which take no disk space),
+    then read like a raw image and removed.
   - Never changes anything, the image is opened read-only.
 author:
   - Turing Pi cluster maintainers (@turingpi-cluster)
@@ -69,7 +73,9 @@ options:
     type: bool
   decompress_limit:
     description:
-      - Most bytes of a compressed image to decompress to reach the end of its firmware partition.
+      - Most bytes of a compressed image to decompress to reach the end of its firmware partition, and the
+        superblocks of the partitions after it; a partition whose superblock lies past it has a null
+        V(used_bytes) in RV(partitions), with a note.
     type: int
     default: 2147483648
 extends_documentation_fragment:
@@ -136,15 +142,34 @@ partitions:
     - The partitions, each with V(number), V(start) and V(size) in bytes, V(type) (the MBR type as V(0x0c)
       or the GPT type GUID), V(type_name), V(fat_type) (a FAT partition type) and, for MBR, V(bootable),
       for GPT, V(name).
+    - V(filesystem), the file system found in the partition (V(ext2), V(ext3), V(ext4), V(FAT12), V(FAT16)
+      or V(FAT32), whatever the partition type says), or null for any other, for an extended partition,
+      and when it cannot be read (RV(notes) then says why).
+    - V(used_bytes), the bytes of the file system that are not free, or null when V(filesystem) is null.
+      For ext2/3/4, every block the superblock does not count as free (s_blocks_count - s_free_blocks_count),
+      times the block size, which holds the files, the directories and the file system's own metadata (inode
+      tables, bitmaps, the journal); the blocks reserved for root are free and not counted. For FAT, everything
+      before the first cluster (the reserved sectors, the FATs and the FAT12/16 root directory) and every
+      cluster whose FAT entry is not 0 (files, directories, bad clusters), times the cluster size; the whole
+      first FAT is read for it (1 MiB for a 512 MiB FAT32 of 2 KiB clusters).
+    - Either way it is at least what the files take on a file system of the same kind and block size,
+      and more by the metadata (for an ext4 root of 550 MB, 16 MiB of journal and 8 MiB of inode tables).
   returned: always
   type: list
   elements: dict
-  sample: [{"number": 1, "start": 8388608, "size": 536870912, "type": "0x0c", "type_name": "FAT32 (LBA)", "fat_type": true}]
+  sample:
+    - {"number": 1, "start": 8388608, "size": 536870912, "type": "0x0c", "type_name": "FAT32 (LBA)", "fat_type": true,
+       "filesystem": "FAT32", "used_bytes": 2156544}
+    - {"number": 2, "start": 545259520, "size": 553648128, "type": "0x83", "type_name": "Linux", "fat_type": false,
+       "filesystem": "ext4", "used_bytes": 333586432}
 firmware_partition:
-  description: The firmware partition (V(number), V(start), V(size), V(fat_type), V(label), V(volume_id)), or null.
+  description:
+    - The firmware partition (V(number), V(start), V(size), V(fat_type), V(label), V(volume_id), V(used_bytes) as in
+      RV(partitions)), or null.
   returned: always
   type: dict
-  sample: {"number": 1, "start": 8388608, "size": 536870912, "fat_type": "FAT32", "label": "bootfs", "volume_id": "2a4f46b6"}
+  sample: {"number": 1, "start": 8388608, "size": 536870912, "fat_type": "FAT32", "label": "bootfs", "volume_id": "2a4f46b6",
+           "used_bytes": 2156544}
 files:
   description: The names in the firmware partition's root directory, directories with a trailing V(/).
   returned: always
@@ -220,12 +245,16 @@ problems:
   elements: str
   sample: ["a CM1 (BCM2835) cannot network boot: ..."]
 bytes_read:
-  description: Bytes read from the image (or from its decompressed start), to show how little is read.
+  description:
+    - Bytes read from the image (or from its decompressed start), to show how little is read; most of it is
+      the FAT of the firmware partition, read to count its clusters in use.
   returned: always
   type: int
-  sample: 51256
+  sample: 1100324
 notes:
-  description: Things noticed on the way that are not problems (an ignored C(os_prefix), a missing include).
+  description:
+    - Things noticed on the way that are not problems (an ignored C(os_prefix), a missing include, a file system
+      whose used bytes could not be read, an ext4 journal that needs recovery).
   returned: always
   type: list
   elements: str

@@ -54,6 +54,7 @@ MAX_DIR_ENTRIES = 65536  # entries read from one directory
 MAX_WALK_ENTRIES = 20000
 MAX_DEPTH = 16
 FAT_CACHE_SECTORS = 4096  # FAT sectors kept (2 MiB of 512-byte sectors)
+FAT_SCAN_BYTES = 1024 * 1024  # FAT read at once to count the clusters in use
 
 
 class FatError(ImageError):
@@ -243,7 +244,8 @@ class FatFS(object):
         self.cluster_size = self.bytes_per_sector * self.sectors_per_cluster
         root_dir_sectors = (self.root_entries * 32 + self.bytes_per_sector - 1) // self.bytes_per_sector
         self.fat_start = offset + self.reserved * self.bytes_per_sector
-        self.root_start = self.fat_start + self.num_fats * fat_size * self.bytes_per_sector
+        self.fat_bytes = fat_size * self.bytes_per_sector
+        self.root_start = self.fat_start + self.num_fats * self.fat_bytes
         self.data_start = self.root_start + root_dir_sectors * self.bytes_per_sector
         data_sectors = total - (self.reserved + self.num_fats * fat_size + root_dir_sectors)
         self.clusters = data_sectors // self.sectors_per_cluster
@@ -300,6 +302,34 @@ class FatFS(object):
             cluster = self.next_cluster(cluster)
             if cluster >= self._eoc:
                 return
+
+    def used_clusters(self):
+        """Data clusters whose FAT entry is not 0 (free): those of files and directories, and bad
+        ones. The whole first FAT is read, in bounded pieces (512 KiB for a 512 MiB FAT32 of
+        4 KiB clusters), past the cache."""
+        entries = self.clusters + 2  # entries 0 and 1 are reserved, the first cluster is 2
+        end = {'FAT12': (entries * 3 + 1) // 2, 'FAT16': entries * 2, 'FAT32': entries * 4}[self.fat_type]
+        if end > self.fat_bytes:
+            raise FatError('%s: the FAT at byte %d holds %d bytes, too few for %d clusters: the file system is damaged'
+                           % (self.disk.path, self.fat_start, self.fat_bytes, self.clusters))
+        if self.fat_type == 'FAT12':  # at most 6 KiB: two entries in every three bytes
+            data = bytearray(self.disk.pread(self.fat_start, end))
+            return sum(1 for c in range(2, entries) if (_u16(data, c + c // 2) >> (4 if c & 1 else 0)) & 0xFFF)
+        width, code, mask = (2, 'H', 0xFFFF) if self.fat_type == 'FAT16' else (4, 'I', 0x0FFFFFFF)  # FAT32's top 4 bits are reserved
+        used, pos = 0, 2 * width
+        while pos < end:
+            n = min(FAT_SCAN_BYTES, end - pos)
+            values = struct.unpack('<%d%s' % (n // width, code), self.disk.pread(self.fat_start + pos, n))
+            used += sum(1 for v in values if v & mask)
+            pos += n
+        return used
+
+    def used_bytes(self):
+        """Bytes of the file system that are not free: the reserved sectors, the FATs and the
+        FAT12/16 root directory (all of the file system before its first cluster), and the
+        clusters in use (used_clusters). The free clusters, and the sectors after the last whole
+        cluster, are the rest."""
+        return self.data_start - self.offset + self.used_clusters() * self.cluster_size
 
     def _cluster_offset(self, cluster):
         return self.data_start + (cluster - 2) * self.cluster_size

@@ -9,7 +9,8 @@
 
 ``inspect_image(path)`` reads the partition table and the firmware (boot) partition of a raw
 image or block device (through ``fat``) and returns, as plain data:
-- the partitions, the firmware partition's files, ``config.txt`` and ``cmdline.txt``;
+- the partitions, with the bytes their file systems use (FAT through ``fat``, ext2/3/4 through
+  ``ext4``), the firmware partition's files, ``config.txt`` and ``cmdline.txt``;
 - per module family (CM1, CM3, CM3+) the kernel the firmware would load, as it reads
   ``config.txt``: the model filters that apply to that module, ``include`` of other files,
   ``kernel=``, ``arm_64bit=``, ``initramfs``, ``os_prefix``; whether the kernel and initramfs are
@@ -20,7 +21,8 @@ image or block device (through ``fat``) and returns, as plain data:
 
 Every fact is from docs/hardware.md ("Compute modules", "What the firmware loads").
 ``decompress_head`` turns the start of a compressed image into a sparse file that holds the
-partition table and the firmware partition, for images that are still compressed.
+partition table, the firmware partition and the other partitions' superblocks, for images that
+are still compressed.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,13 +35,19 @@ import zlib
 
 from ansible_collections.turingpi.cluster.plugins.module_utils._board_model import MODULE_FAMILIES, MODULE_TYPES
 from ansible_collections.turingpi.cluster.plugins.module_utils._image.common import MiB, ImageError
-from ansible_collections.turingpi.cluster.plugins.module_utils._image.fat import Disk, FatError, FatFS
+from ansible_collections.turingpi.cluster.plugins.module_utils._image.ext4 import (
+    SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, ExtError, looks_like_ext, parse_superblock,
+)
+from ansible_collections.turingpi.cluster.plugins.module_utils._image.fat import (
+    EXTENDED_TYPES, SECTOR, Disk, FatError, FatFS, looks_like_fat_boot_sector,
+)
 
 CONFIG_LIMIT = 256 * 1024      # config.txt and the files it includes, each
 CMDLINE_LIMIT = 64 * 1024
 KERNEL_HEAD = 64 * 1024        # bytes of a kernel read to tell its architecture
 INCLUDE_DEPTH = 8
 LINE_LIMIT = 98                # characters of a config.txt line the firmware reads
+FS_HEAD = SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE  # a partition's first bytes: a FAT boot sector, an ext superblock
 
 # The kernels the firmware knows by name: the architecture, the mode the firmware starts them in
 # and the SoCs they are built for (docs/hardware.md "What the firmware loads").
@@ -402,15 +410,46 @@ def firmware_partition(disk):
     return None, 'no FAT partition in the MBR: the boot ROM of a CM1, CM3 or CM3+ loads bootcode.bin from a FAT partition'
 
 
+def file_system_usage(disk, part):
+    """(file system, bytes in use, note) of a partition, from its first bytes: FAT12/16/32 (fat.FatFS,
+    used_bytes) or ext2/3/4 (its superblock, ext4.py); (None, None, None) for anything else and
+    for an extended partition; a note when the file system is there but cannot be read."""
+    if part['type'] in ['0x%02x' % t for t in EXTENDED_TYPES]:
+        return None, None, None
+    where = 'partition %d' % part['number']
+    try:
+        head = disk.pread(part['start'], min(FS_HEAD, part['size']))
+        if head[510:512] == b'\x55\xaa' and looks_like_fat_boot_sector(head[:SECTOR]):
+            fs = FatFS(disk, part['start'], part['size'])
+            return fs.fat_type, fs.used_bytes(), None
+        if looks_like_ext(head[SUPERBLOCK_OFFSET:]):
+            sb = parse_superblock(head[SUPERBLOCK_OFFSET:], '%s: %s' % (disk.path, where))
+            note = None
+            if sb['needs_recovery']:
+                note = ('%s: its %s journal needs recovery (it was not unmounted cleanly): used_bytes is what its superblock says'
+                        ' before the journal is replayed' % (where, sb['filesystem']))
+            elif sb['size'] > part['size']:
+                note = '%s: the %s file system (%d bytes) is larger than its partition (%d bytes)' % (where, sb['filesystem'], sb['size'], part['size'])
+            return sb['filesystem'], sb['used_bytes'], note
+    except (FatError, ExtError) as exc:
+        return None, None, '%s: used_bytes unknown: %s' % (where, exc)
+    return None, None, None
+
+
 def inspect_image(path):
     """Everything image_info returns but the module fit: see that module's RETURN."""
     with Disk(path) as disk:
+        partitions = disk.describe()
+        for part in partitions:
+            part['filesystem'], part['used_bytes'], note = file_system_usage(disk, part)
+            if note:
+                disk.notes.append(note)
         result = {
             'path': path,
             'size': disk.size,
             'partition_table': disk.table,
             'disk_id': disk.disk_id,
-            'partitions': disk.describe(),
+            'partitions': partitions,
             'firmware_partition': None,
             'files': [],
             'file_count': 0,
@@ -440,8 +479,10 @@ def inspect_image(path):
 
 def _read_firmware(disk, part, result):
     fs = FatFS(disk, part['start'], part['size'])
+    used = [p['used_bytes'] for p in result['partitions'] if p['start'] == part['start']]
     result['firmware_partition'] = {'number': part['number'], 'start': part['start'], 'size': part['size'],
-                                    'fat_type': fs.fat_type, 'label': fs.label, 'volume_id': fs.volume_id}
+                                    'fat_type': fs.fat_type, 'label': fs.label, 'volume_id': fs.volume_id,
+                                    'used_bytes': used[0] if used else None}
     top = fs.listdir('')
     result['files'] = sorted(e['name'] + ('/' if e['dir'] else '') for e in top)
     result['file_count'] = len(fs.walk(''))
@@ -459,7 +500,8 @@ def _read_firmware(disk, part, result):
 
 def decompress_head(source, dest, limit):
     """Decompress the start of a compressed image (an ImageStream) into dest, a sparse file,
-    far enough to hold its partition table and firmware partition (at most limit bytes).
+    far enough to hold its partition table, its firmware partition and the first bytes of the
+    other partitions (at most limit bytes).
     Returns the number of bytes written (the file's size)."""
     chunk = 4 * MiB
     written = 0
@@ -478,7 +520,7 @@ def decompress_head(source, dest, limit):
             if not known_end and written >= 2 * MiB:
                 out.flush()
                 out.truncate(written)
-                end = _firmware_end(dest)
+                end = _head_end(dest, limit)
                 known_end = True
                 if end is not None:
                     need = end
@@ -489,10 +531,14 @@ def decompress_head(source, dest, limit):
     return written
 
 
-def _firmware_end(path):
+def _head_end(path, limit):
+    """Where the decompressed head ends: after the firmware partition, and after the first bytes of
+    each partition that start within limit (its file system's used_bytes)."""
     try:
         with Disk(path) as disk:
             part = firmware_partition(disk)[0]
-            return part['start'] + part['size'] if part else None
+            ends = [part['start'] + part['size']] if part else []
+            ends += [p['start'] + FS_HEAD for p in disk.partitions if p['start'] + FS_HEAD <= limit]
+            return max(ends) if ends else None
     except FatError:
         return None

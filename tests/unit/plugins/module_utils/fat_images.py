@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Real FAT disk images for the tests: mkfs.vfat and mtools (mmd, mcopy) make the file system,
-the partition table (MBR, with an extended partition on request, or GPT) is written here."""
+mke2fs -d an ext2/3/4 root on request, the partition table (MBR, with an extended partition on
+request, or GPT) is written here."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -34,7 +35,7 @@ def _tool(name):
         p = os.path.join(d, name)
         if os.path.isfile(p) and os.access(p, os.X_OK):
             return p
-    pytest.skip('%s is not installed (dosfstools and mtools build the test images)' % name)
+    pytest.skip('%s is not installed (dosfstools, mtools and e2fsprogs build the test images)' % name)
 
 
 def make_fat(path, files, fat=32, size_mib=None, label='BOOTFS'):
@@ -64,18 +65,41 @@ def make_fat(path, files, fat=32, size_mib=None, label='BOOTFS'):
     return path
 
 
+def make_ext(path, files, kind='ext4', size_mib=16, block_size=4096, features=()):
+    """An ext2/3/4 file system in the file path, made by mke2fs -d from files: {'dir/name': bytes};
+    features such as '64bit' or '^64bit' go to mke2fs -O."""
+    tree = path + '.tree'
+    os.makedirs(tree)
+    for name, data in files.items():
+        local = os.path.join(tree, name)
+        if not os.path.isdir(os.path.dirname(local)):
+            os.makedirs(os.path.dirname(local))
+        with open(local, 'wb') as f:
+            f.write(data)
+    with open(path, 'wb') as f:
+        f.truncate(size_mib * MiB)
+    args = [_tool('mke2fs'), '-q', '-F', '-t', kind, '-b', str(block_size), '-d', tree]
+    if features:
+        args += ['-O', ','.join(features)]
+    subprocess.check_call(args + [path], stdout=subprocess.DEVNULL)
+    shutil.rmtree(tree)
+    return path
+
+
 def _mbr_entry(ptype, start, count, active=False):
     return bytes([0x80 if active else 0, 0, 0, 0, ptype, 0, 0, 0]) + struct.pack('<II', start, count)
 
 
-def make_disk(tmp_path, files, fat=32, table='mbr', ptype=0x0C, name='disk.img', size_mib=None, start_mib=4):
-    """A disk image: a FAT partition at start_mib with files, then a small Linux partition."""
+def make_disk(tmp_path, files, fat=32, table='mbr', ptype=0x0C, name='disk.img', size_mib=None, start_mib=4, root=None):
+    """A disk image: a FAT partition at start_mib with files, then a Linux partition: 1 MiB of
+    zeros, or the file system in the file root (make_ext)."""
     fat_path = make_fat(str(tmp_path / (name + '.fat')), files, fat, size_mib)
     fat_data = open(fat_path, 'rb').read()
     os.remove(fat_path)
+    root_data = open(root, 'rb').read() if root else None
     start = start_mib * MiB // 512
     count = len(fat_data) // 512
-    root_start, root_count = start + count, 2048
+    root_start, root_count = start + count, len(root_data) // 512 if root else 2048
     total = (root_start + root_count + 64) * 512
     path = str(tmp_path / name)
     with open(path, 'wb') as f:
@@ -125,6 +149,9 @@ def make_disk(tmp_path, files, fat=32, table='mbr', ptype=0x0C, name='disk.img',
         f.write(mbr)
         f.seek(start * 512)
         f.write(fat_data)
+        if root_data:
+            f.seek(root_start * 512)
+            f.write(root_data)
     return path
 
 

@@ -14,7 +14,7 @@ import os
 
 from ansible_collections.turingpi.cluster.plugins.modules import image_info
 from ansible_collections.turingpi.cluster.tests.unit.plugins.module_utils.fat_images import (
-    make_disk, raspios_arm64, raspios_armhf, ubuntu_arm64,
+    MiB, make_disk, make_ext, raspios_arm64, raspios_armhf, ubuntu_arm64,
 )
 
 ARM64_FOR_CM1 = ('the image is for arm64 (config.txt sets arm_64bit=1: the firmware starts kernel8.img in 64-bit mode): a CM1'
@@ -38,7 +38,10 @@ def test_describes_without_module(tmp_path, run_module):
     assert out['modules']['cm1']['problems'] == [ARM64_FOR_CM1]
     assert out['modules']['cm3plus']['kernel'] == 'kernel8.img'
     assert out['first_boot']['mechanisms'] == ['raspios-firstboot']
-    assert 0 < out['bytes_read'] < 200 * 1024
+    assert out['firmware_partition']['used_bytes'] == out['partitions'][0]['used_bytes'] > 0
+    assert (out['partitions'][1]['filesystem'], out['partitions'][1]['used_bytes']) == (None, None)  # 1 MiB of zeros
+    # The FAT of the 40 MiB FAT32 (a cluster per sector, 4 bytes each) is read whole to count the clusters in use.
+    assert 0 < out['bytes_read'] < 200 * 1024 + 40 * MiB // 512 * 4
     assert digest(path) == before
 
 
@@ -89,7 +92,9 @@ def test_fails_without_module_only_when_asked(tmp_path, run_module):
 
 
 def test_compressed_images(tmp_path, run_module):
-    path = make_disk(tmp_path, ubuntu_arm64())
+    root = make_ext(str(tmp_path / 'root.ext'), {'etc/hostname': b'ubuntu\n', 'usr/lib/big': os.urandom(2 * MiB)})
+    path = make_disk(tmp_path, ubuntu_arm64(), root=root)
+    os.remove(root)
     with open(path, 'rb') as f:
         raw = f.read()
     (tmp_path / 'u.img.xz').write_bytes(lzma.compress(raw, preset=0))
@@ -99,7 +104,25 @@ def test_compressed_images(tmp_path, run_module):
         rc, out = run_module(image_info, {'src': str(tmp_path / name), 'module': 'cm3plus'}, check_mode=True)
         assert rc == 0 and out['compression'] == compression and out['fits'] is True
         assert out['modules'] == plain['modules'] and out['path'] == str(tmp_path / name)
+        # The root's superblock is decompressed too: the same used bytes as the raw image.
+        assert out['partitions'] == plain['partitions'] and out['partitions'][1]['filesystem'] == 'ext4'
+        assert out['partitions'][1]['used_bytes'] > 2 * MiB
     assert sorted(os.listdir(str(tmp_path))) == ['disk.img', 'u.img.gz', 'u.img.xz']
+
+
+def test_compressed_image_root_past_the_decompress_limit(tmp_path, run_module):
+    root = make_ext(str(tmp_path / 'root.ext'), {'etc/hostname': b'raspberrypi\n'})
+    path = make_disk(tmp_path, raspios_arm64(), root=root)
+    with open(path, 'rb') as f:
+        raw = f.read()
+    xz = tmp_path / 'r.img.xz'
+    xz.write_bytes(lzma.compress(raw, preset=0))
+    limit = 44 * MiB  # the end of the firmware partition, before the root's superblock
+    rc, out = run_module(image_info, {'path': str(xz), 'decompress_limit': limit})
+    assert rc == 0 and out['fits'] is True and out['firmware_partition']['used_bytes'] > 0
+    assert (out['partitions'][1]['filesystem'], out['partitions'][1]['used_bytes']) == (None, None)
+    assert out['notes'] == ['partition 2: used_bytes unknown: %s: a read at byte %d (2048 bytes) goes past the end of the image'
+                            ' (%d bytes): the image is truncated or not a disk image' % (xz, limit, limit)]
 
 
 def test_truncated_compressed_image(tmp_path, run_module):
