@@ -3,7 +3,10 @@
 # The shipped CMB playbooks (turingpi.cluster.power / .info) on the virtual board, with the
 # demo inventory: declared state in one write, idempotent re-run, ad-hoc use, the table; then
 # two boards in one static inventory (two masters, nodes that set turingpi_master and no
-# turingpi_board): each master writes only its own nodes' slots, in check mode nothing.
+# turingpi_board): each master writes only its own nodes' slots, in check mode nothing; then
+# bootstrap.yml's board play (--tags board) on a fresh board: the RTC set, running and on battery
+# backup, the identity in the EEPROM (read from the board's state file, not through the
+# collection), kept on a second run and on a rename, refused over other data; check mode writes nothing.
 set -euo pipefail
 . "$(dirname "$0")/../lib/env.sh"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -76,4 +79,102 @@ if ansible-playbook -i "$work/two.yml" turingpi.cluster.power -e node=3 -e state
 fi
 grep -q "turingpi_master 'master-c' is not a host of the master group" "$work/out" || fail "message for an unknown master missing"
 [ "$(regof a shadow 242)" = 0xfb ] || fail "a refused run changed board a"
-echo "playbooks: 8 passed, 0 failed"
+
+# --- bootstrap.yml's board play: the board's clock and identity ---
+clock=$work/clock.json
+sed "s|$board|$clock|" "$work/inventory.yml" > "$work/clock.yml"
+ansible localhost -m turingpi.cluster.virtual_board -a "path=$clock" > "$work/out" 2>&1 || fail "virtual board for the clock"
+boardplay() { local start=$SECONDS; ansible-playbook -i "$work/clock.yml" turingpi.cluster.bootstrap --tags board "$@" > "$work/out" 2>&1; local rc=$?; echo "board play $* ($((SECONDS - start)) s)" >&2; return $rc; }
+# The board's state, read without the collection: rtc prints "ST VBATEN drift-seconds osc_started_at",
+# eeprom prints the identity record's JSON (header 'TP', version 1, length, CRC-16/CCITT-FALSE checked).
+rtc() {
+    python3 - "$clock" <<'PY'
+import datetime, json, sys, time
+s = json.load(open(sys.argv[1]))['mcp7940n']
+r = s['regs']
+bcd = lambda v: (v >> 4) * 10 + (v & 15)
+when = datetime.datetime(2000 + bcd(r[6]), bcd(r[5] & 0x1F), bcd(r[4] & 0x3F), bcd(r[2] & 0x3F), bcd(r[1]), bcd(r[0] & 0x7F))
+if r[0] & 0x80:  # the model counts whole seconds since ticked_at
+    when += datetime.timedelta(seconds=int(time.time() - s['ticked_at']))
+drift = (when - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)).total_seconds()
+print(r[0] >> 7, (r[3] >> 3) & 1, int(abs(drift)), s['osc_started_at'])
+PY
+}
+eeprom() {
+    python3 - "$clock" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))['ds4520']
+nv = bytes(s['nv'][:64])
+if nv == b'\xff' * 64:
+    print('empty'); sys.exit()
+n = nv[3]
+crc = 0xFFFF
+for b in nv[:4 + n]:
+    crc ^= b << 8
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+assert nv[:3] == b'TP\x01' and crc == nv[4 + n] << 8 | nv[5 + n], 'not a valid record: %s' % nv.hex()
+print(nv[4:4 + n].decode())
+PY
+}
+cycles() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ds4520']['eeprom_cycles'])" "$clock"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+boardplay --check || fail "board play, check mode"
+recap | grep -q 'changed=2' || fail "check mode should report the clock and the identity as changes"
+read -r st vbat _ _ <<< "$(rtc)"
+[ "$st$vbat" = 00 ] || fail "check mode started the clock or enabled battery backup (ST $st, VBATEN $vbat)"
+[ "$(eeprom)" = empty ] || fail "check mode wrote the EEPROM: $(eeprom)"
+[ "$(cycles)" = 0 ] || fail "check mode wrote to the DS4520"
+
+boardplay || fail "board play"
+recap | grep -q 'changed=2' || fail "the board play should set the clock and write the identity"
+grep -q "follows no time source" "$work/out" || fail "auto on a master without chrony should say the controller's clock was used"
+read -r st vbat drift started <<< "$(rtc)"
+[ "$st$vbat" = 11 ] || fail "after the board play: ST $st, VBATEN $vbat, want 1 and 1"
+# The controller's time reaches the module late by the module's start-up (seconds on a loaded machine).
+[ "$drift" -le 15 ] || fail "the RTC is $drift s away from the system clock"
+doc=$(eeprom)
+[ "$(field "$doc" name)" = tp-master ] || fail "identity name: $doc (want the master's name, the inventory sets no turingpi_board)"
+id=$(field "$doc" id)
+[[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || fail "identity id '$id' is not 22 characters of base64url"
+uuid=$(python3 -c "import base64,sys,uuid; print(uuid.UUID(bytes=base64.urlsafe_b64decode(sys.argv[1] + '==')))" "$id")
+[ "${uuid:14:1}" = 4 ] || fail "id $id is UUID $uuid, not version 4"
+written=$(cycles)
+
+boardplay || fail "board play, second run"
+recap | grep -q 'changed=0' || fail "a second board play should change nothing"
+[ "$(cycles)" = "$written" ] || fail "the second run wrote to the EEPROM"
+[ "$(rtc | cut -d' ' -f4)" = "$started" ] || fail "the second run set the clock again"
+
+ansible-playbook -i "$work/clock.yml" turingpi.cluster.info > "$work/out" 2>&1 || fail "info after the board play"
+grep -q "\"identity       name tp-master, cluster id $uuid (stored as $id)\"" "$work/out" || fail "info misses the identity"
+grep -Eq '"clock          20[0-9-]+T[0-9:]+Z   drift -?[0-9.]+ s   battery backup on"' "$work/out" || fail "info misses the running clock"
+
+# The board renamed (its turingpi_board) and its clock stopped: the id stays, the name and the
+# clock are written, the clock from the master's own with cmb_clock_source=master.
+python3 -c "
+import json,sys
+s=json.load(open(sys.argv[1])); s['mcp7940n']['regs'][0] &= 0x7F; s['mcp7940n']['osc_started_at'] = None
+json.dump(s, open(sys.argv[1], 'w'))" "$clock"
+boardplay -e turingpi_board=rack-a -e cmb_clock_source=master || fail "board play after a rename"
+recap | grep -q 'changed=2' || fail "a rename with the clock stopped should change the clock and the identity"
+grep -q "follows no time source" "$work/out" && fail "cmb_clock_source=master used the controller's clock"
+doc=$(eeprom)
+[ "$(field "$doc" name)/$(field "$doc" id)" = "rack-a/$id" ] || fail "after a rename: $doc, want name rack-a and the id $id kept"
+read -r st vbat drift _ <<< "$(rtc)"
+[ "$st$vbat" = 11 ] || fail "the stopped clock was not started again (ST $st, VBATEN $vbat)"
+[ "$drift" -le 3 ] || fail "set from the master's own clock, the RTC is $drift s away from it"
+
+# A name too long for the EEPROM, and an EEPROM that holds other data: refused, nothing written.
+written=$(cycles)
+boardplay -e turingpi_board=a-board-name-too-long -e bootstrap_board_clock=false && fail "a name too long must be refused"
+grep -q "give the board a shorter name" "$work/out" || fail "message for a name too long missing"
+[ "$(cycles)" = "$written" ] || fail "a refused name wrote to the EEPROM"
+ansible localhost -m turingpi.cluster.user_memory -a "{\"bus\": \"virtual:$clock\", \"data\": {\"cluster\": \"k3s\"}}" > "$work/out" 2>&1 || fail "other data"
+written=$(cycles)
+boardplay -e bootstrap_board_clock=false && fail "an EEPROM with other data must be refused"
+grep -q "holds something that is not a board identity" "$work/out" || fail "message for other data missing"
+[ "$(eeprom)" = '{"cluster":"k3s"}' ] || fail "the other data was overwritten: $(eeprom)"
+[ "$(cycles)" = "$written" ] || fail "a refused identity wrote to the EEPROM"
+echo "playbooks: 15 passed, 0 failed"
