@@ -247,13 +247,14 @@ def test_delegated_netboot_settings_are_the_ones_the_role_uses():
     import re
     role = os.path.join(ROOT, 'roles', 'netboot')
     used = set()
-    for name in ('tasks/node_root.yml', 'tasks/reset_root.yml', 'tasks/node.yml', 'templates/cmdline.txt.j2', 'vars/main.yml'):
+    for name in ('tasks/node_root.yml', 'tasks/reset_root.yml', 'tasks/nodes.yml', 'tasks/node.yml', 'tasks/capacity.yml',
+                 'tasks/survey.yml', 'tasks/prune.yml', 'templates/cmdline.txt.j2', 'vars/main.yml'):
         with open(os.path.join(role, name)) as stream:
             used.update(re.findall(r'(?<![.\w])(netboot_[a-z][a-z0-9_]*)', stream.read()))
-    # What the entry points take as their own input (the nodes) or give back (the host keys), not
-    # a master setting; vars/main.yml also names the main entry point's node list.
+    # What the entry points take as their own input (the nodes) or give back (the host keys, the
+    # nodes' roots), not a master setting; vars/main.yml also names the main entry point's node list.
     used -= {'netboot_node', 'netboot_root_nodes', 'netboot_reset_nodes', 'netboot_dnsmasq_conf_dir',
-             'netboot_nodes', 'netboot_host_keys'}
+             'netboot_nodes', 'netboot_host_keys', 'netboot_node_roots'}
     with open(os.path.join(ROOT, 'playbooks', 'vars', 'netboot_on_master.yml')) as stream:
         passed = set(k for k in yaml.safe_load(stream) if k.startswith('netboot_'))
     with open(os.path.join(role, 'defaults', 'main.yml')) as stream:
