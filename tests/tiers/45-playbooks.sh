@@ -85,39 +85,11 @@ clock=$work/clock.json
 sed "s|$board|$clock|" "$work/inventory.yml" > "$work/clock.yml"
 ansible localhost -m turingpi.cluster.virtual_board -a "path=$clock" > "$work/out" 2>&1 || fail "virtual board for the clock"
 boardplay() { local start=$SECONDS; ansible-playbook -i "$work/clock.yml" turingpi.cluster.bootstrap --tags board "$@" > "$work/out" 2>&1; local rc=$?; echo "board play $* ($((SECONDS - start)) s)" >&2; return $rc; }
-# The board's state, read without the collection: rtc prints "ST VBATEN drift-seconds osc_started_at",
-# eeprom prints the identity record's JSON (header 'TP', version 1, length, CRC-16/CCITT-FALSE checked).
-rtc() {
-    python3 - "$clock" <<'PY'
-import datetime, json, sys, time
-s = json.load(open(sys.argv[1]))['mcp7940n']
-r = s['regs']
-bcd = lambda v: (v >> 4) * 10 + (v & 15)
-when = datetime.datetime(2000 + bcd(r[6]), bcd(r[5] & 0x1F), bcd(r[4] & 0x3F), bcd(r[2] & 0x3F), bcd(r[1]), bcd(r[0] & 0x7F))
-if r[0] & 0x80:  # the model counts whole seconds since ticked_at
-    when += datetime.timedelta(seconds=int(time.time() - s['ticked_at']))
-drift = (when - datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)).total_seconds()
-print(r[0] >> 7, (r[3] >> 3) & 1, int(abs(drift)), s['osc_started_at'])
-PY
-}
-eeprom() {
-    python3 - "$clock" <<'PY'
-import json, sys
-s = json.load(open(sys.argv[1]))['ds4520']
-nv = bytes(s['nv'][:64])
-if nv == b'\xff' * 64:
-    print('empty'); sys.exit()
-n = nv[3]
-crc = 0xFFFF
-for b in nv[:4 + n]:
-    crc ^= b << 8
-    for _ in range(8):
-        crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
-assert nv[:3] == b'TP\x01' and crc == nv[4 + n] << 8 | nv[5 + n], 'not a valid record: %s' % nv.hex()
-print(nv[4:4 + n].decode())
-PY
-}
-cycles() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['ds4520']['eeprom_cycles'])" "$clock"; }
+# The board's state, read without the collection (tests/lib/board-state.py): rtc prints "ST VBATEN
+# drift-seconds osc_started_at", eeprom the identity record's JSON (header and CRC-16 checked).
+rtc() { python3 "$TP_ROOT/tests/lib/board-state.py" rtc "$clock"; }
+eeprom() { python3 "$TP_ROOT/tests/lib/board-state.py" identity "$clock"; }
+cycles() { python3 "$TP_ROOT/tests/lib/board-state.py" cycles "$clock"; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 boardplay --check || fail "board play, check mode"

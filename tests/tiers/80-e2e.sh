@@ -11,7 +11,9 @@
 #     known_hosts, StrictHostKeyChecking=yes), running its image from its root on the master:
 #     an overlay of the image's one shared copy and the node's own layer, where its writes land;
 #     the image's first-boot mechanism done, provisioned;
-#  3. a second bootstrap changes nothing;
+#     the board's RTC set, running, on battery backup, its name and id in its user EEPROM, info
+#     shows them;
+#  3. a second bootstrap changes nothing (the board's id, EEPROM and clock kept);
 #  4. playbooks/reprovision.yml on node3 and node5 (one at a time): their roots are fresh (a new
 #     layer in under 10 s), the shared copies unchanged, the other four nodes kept running
 #     untouched, the results file says ok;
@@ -135,11 +137,31 @@ for s in $NODES; do
         python3 -c "$provisioned" "$s" <<<"$out"
 done
 
+# The board: its clock set, running, on battery backup; its name and id in its user EEPROM
+# (the state file read as the chips hold it, tests/lib/board-state.py).
+read -r st vbat drift osc_started <<<"$(python3 tests/lib/board-state.py rtc "$BOARD")"
+check "the board's RTC runs (ST $st) on battery backup (VBATEN $vbat), $drift s from the host clock" \
+    bash -c "[ '$st $vbat' = '1 1' ] && [ '$drift' -le 15 ]"
+identity=$(python3 tests/lib/board-state.py identity "$BOARD")
+cycles=$(python3 tests/lib/board-state.py cycles "$BOARD")
+check "the user EEPROM holds the identity of board lab ($identity)" \
+    python3 -c 'import json, sys; d = json.loads(sys.argv[1]); assert d["name"] == "lab" and len(d["id"]) == 22, d' "$identity"
+check "the master sets its system clock from the RTC at boot (turingpi-rtc-clock@.service, udev rule)" \
+    [ "$(out_of "$(on_nodes master 'sh -c "systemctl cat turingpi-rtc-clock@rtc0.service >/dev/null && grep -c turingpi-rtc-clock /etc/udev/rules.d/60-turingpi-cmb.rules"')" master)" = 1 ]
+if playbook info turingpi.cluster.info; then
+    check "info shows the board's identity and its clock on battery backup" bash -c "
+        grep -q 'identity       name lab, cluster id ' '$TP_TMP/e2e-info.log' && grep -q 'battery backup on' '$TP_TMP/e2e-info.log'"
+else fail "info failed"; fi
+
 echo "--- bootstrap again: nothing to change"
 if playbook bootstrap-2 turingpi.cluster.bootstrap; then ok "second bootstrap succeeded"; else fail "second bootstrap failed"; fi
 changed=$(tp_recap_changed "$TP_TMP/e2e-bootstrap-2.log")
 check "second bootstrap: changed=0 on every host (got $changed)" [ "$changed" = 0 ]
 grep -B3 '^changed:' "$TP_TMP/e2e-bootstrap-2.log" | grep '^TASK' | head -10
+check "the second bootstrap kept the board's id, wrote no EEPROM cycle and did not restart its clock" bash -c "
+    [ \"\$(python3 tests/lib/board-state.py identity '$BOARD')\" = '$identity' ] &&
+    [ \"\$(python3 tests/lib/board-state.py cycles '$BOARD')\" = '$cycles' ] &&
+    [ \"\$(python3 tests/lib/board-state.py rtc '$BOARD' | cut -d' ' -f4)\" = '$osc_started' ]"
 
 echo "--- reprovision node3 and node5, one at a time"
 declare -A pid_before
