@@ -574,20 +574,27 @@ class NodeRoot(object):
         return image_dir, new
 
     def boot_files(self, rsync, image_dir, new):
-        """The image copy's boot files, hard-linked where they are the same (the TFTP server only
-        reads them; the identity step replaces cmdline.txt with a file of the node's own). Made
-        beside boot_path and renamed into place, so that a run that stops half-way leaves no
-        boot_path, and the next run makes it again."""
+        """The image copy's boot files as hard links to the copy's (cp -al: nothing is read or
+        written but the directory entries; the TFTP server only reads them, and the identity step
+        replaces cmdline.txt with a file of the node's own), or copied with rsync where the TFTP
+        root is on another file system. Made beside boot_path and renamed into place, so that a
+        run that stops half-way leaves no boot_path, and the next run makes it again."""
         p = self.p
         self.change('boot files %s from %s' % (p['boot_path'], image_dir))
         if self.check:
             return
         src = os.path.join(image_dir, 'boot')
         staging = p['boot_path'].rstrip(os.sep) + '.new'
-        self.make_dir(staging)
-        self._copy_command('rsync', [rsync, '-rlt', '--checksum', '--chmod=D0755,F0644', '--delete',
-                                     '--link-dest=%s' % os.path.realpath(src), src.rstrip(os.sep) + os.sep,
-                                     staging + os.sep], src, p['boot_path'])
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+        self.make_dir(os.path.dirname(staging))
+        if os.stat(src).st_dev == os.stat(os.path.dirname(staging) or os.sep).st_dev:
+            cp = self.runner.get_bin_path('cp', required=True)
+            self._copy_command('cp -al', [cp, '-al', '--', src.rstrip(os.sep), staging], src, p['boot_path'])
+        else:
+            self.make_dir(staging)
+            self._copy_command('rsync', [rsync, '-rlt', '--chmod=D0755,F0644', '--delete', src.rstrip(os.sep) + os.sep,
+                                         staging + os.sep], src, p['boot_path'])
         if os.path.isdir(p['boot_path']) and not os.path.islink(p['boot_path']):
             shutil.rmtree(p['boot_path'])
         os.rename(staging, p['boot_path'])

@@ -33,8 +33,9 @@ description:
     instead of a copy. Its export is withdrawn (C(exportfs -u)) while the overlay is unmounted and
     restored after (C(exportfs -r)), and its boot files are made again. The node must be off.
   - Boot files. A new layer (or a missing O(boot_path)) gets the image copy's C(boot/) in O(boot_path)
-    with C(rsync -rlt --checksum --chmod=D0755,F0644 --delete --link-dest), so files that are the same
-    are hard links to the copy's (the TFTP server only reads them); C(cmdline.txt) is the node's own.
+    as hard links to the copy's files (C(cp -al), nothing read or written but directory entries; the
+    TFTP server only reads them), or copied with C(rsync -rlt --chmod=D0755,F0644) when O(boot_path)
+    is on another file system; C(cmdline.txt) is then replaced by the node's own.
   - A directory with a full copy of an image at O(path) (the netboot role before 2.0.0 copied the
     image for each node; it holds O(digest_file)) is removed when the node gets its layer; any other
     non-empty directory there is refused.

@@ -543,15 +543,30 @@ def test_a_failed_mount_is_done_again(lab, run_module, monkeypatch, tmp_path):
 
 
 def test_failed_boot_files_are_done_again(lab, run_module, monkeypatch, tmp_path):
-    failing(tmp_path, monkeypatch, 'rsync', 'echo "rsync: connection unexpectedly closed" >&2\nexit 23\n')
+    failing(tmp_path, monkeypatch, 'cp', 'echo "cp: cannot create hard link: No space left on device" >&2\nexit 1\n')
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 1 and result['failed']
-    assert 'rsync from %s to %s failed (rc=23): rsync: connection unexpectedly closed' % (lab.image / 'boot', lab.boot) in result['msg']
+    assert 'cp -al from %s to %s failed (rc=1): cp: cannot create hard link' % (lab.image / 'boot', lab.boot) in result['msg']
+    assert not lab.boot.exists()
     monkeypatch.undo()
     rc, result = run_module(netboot_root, lab.args())
     assert rc == 0, result
     assert (lab.boot / 'start.elf').read_bytes() == b'\x7fELF start'
     assert (lab.boot / 'cmdline.txt').read_text() == CMDLINE + CGROUPS + '\n'
+
+
+def test_boot_files_on_another_file_system_are_copied(lab, run_module, tmp_path):
+    # A TFTP root on a file system of its own (a tmpfs here): no hard links across, rsync copies.
+    tftp = tmp_path / 'tftp'
+    tftp.mkdir()
+    subprocess.check_call(['mount', '-t', 'tmpfs', '-o', 'size=8m', 'tftp', str(tftp)])
+    rc, result = run_module(netboot_root, lab.args())
+    assert rc == 0, result
+    assert (lab.boot / 'start.elf').read_bytes() == b'\x7fELF start'
+    assert os.stat(str(lab.boot / 'start.elf')).st_dev != os.stat(str(lab.image / 'boot' / 'start.elf')).st_dev
+    assert mode_of(lab.boot / 'start.elf')[0] == 0o644 and mode_of(lab.boot) == (0o755, 0, 0)
+    assert (lab.boot / 'cmdline.txt').read_text() == CMDLINE + CGROUPS + '\n'
+    unmount_under(tmp_path)
 
 
 def test_a_missing_boot_dir_is_made_again(lab, run_module):
