@@ -48,6 +48,9 @@ in_root systemctl enable --quiet tp-net.service tp-authorized-key.service tp-tes
 in_root systemctl mask --quiet systemd-networkd.service systemd-networkd-wait-online.service getty-static.service apt-daily.timer apt-daily-upgrade.timer \
     e2scrub_all.timer e2scrub_reap.service fstrim.timer 2>/dev/null || true
 in_root systemctl set-default --quiet multi-user.target
+# The NFS server is off at boot: the network-boot step starts it through the netboot role, as on
+# a master (and the boot stays as short as before).
+in_root systemctl disable --quiet nfs-server.service
 [ -f "$root/etc/ssh/ssh_host_ed25519_key" ] || in_root ssh-keygen -A >/dev/null
 in_root update-initramfs -u -k all >"$work/initramfs.log" 2>&1 || { cat "$work/initramfs.log" >&2; exit 1; }
 umount "$root/proc"
@@ -59,7 +62,8 @@ cp "$root/boot/initrd.img-${kernel##*/vmlinuz-}" "$image.tmp/initrd.img"
 cp "$root/etc/ssh/ssh_host_ed25519_key.pub" "$image.tmp/"
 basename "$kernel" > "$image.tmp/kernel-version"
 # Checked here rather than at boot: the image is useless without these.
-for need in usr/lib/python3/dist-packages/smbus2 usr/sbin/i2cset usr/bin/python3 usr/sbin/sshd; do
+for need in usr/lib/python3/dist-packages/smbus2 usr/sbin/i2cset usr/bin/python3 usr/sbin/sshd \
+        usr/sbin/exportfs usr/sbin/mount.nfs usr/bin/rsync usr/bin/ssh-keygen; do
     [ -e "$root/$need" ] || { echo "build-image: $need missing from the guest root" >&2; exit 1; }
 done
 mke2fs -q -t ext4 -L tp-guest -d "$root" "$image.tmp/rootfs.img" 2G >/dev/null

@@ -8,7 +8,9 @@ export TP_KERNEL_DIR TP_KERNEL_TMP
 # Debian packages of the guest root (debootstrap --variant=minbase --include=...).
 TP_GUEST_SUITE=bookworm
 TP_GUEST_MIRROR=${TP_GUEST_MIRROR:-http://deb.debian.org/debian}
-TP_GUEST_PACKAGES=linux-image-amd64,initramfs-tools,kmod,systemd,systemd-sysv,udev,openssh-server,python3,python3-smbus2,i2c-tools,procps,iproute2
+# The last three serve the network-boot step (nfs-roots.yml): the master's kernel NFS server and
+# what turingpi.cluster.netboot_root runs there (rsync, ssh-keygen).
+TP_GUEST_PACKAGES=linux-image-amd64,initramfs-tools,kmod,systemd,systemd-sysv,udev,openssh-server,python3,python3-smbus2,i2c-tools,procps,iproute2,nfs-kernel-server,rsync,openssh-client
 # The base root (slow: debootstrap) is keyed by what goes into it; the image (fast) by the build
 # script and the guest's own files, so editing either rebuilds only what it affects.
 tp_base_key() {

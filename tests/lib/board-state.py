@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Read the virtual board's state file the way the hardware holds it, without the collection's code
 (tests/tiers/45-playbooks.sh and 80-e2e.sh check what the playbooks wrote with it).
@@ -11,6 +11,8 @@ The RTC registers are the MCP7940N's (docs/hardware.md, "MCP7940N at 0x6F": BCD 
 register 0 bit 7, VBATEN in register 3 bit 3); the record in the DS4520's user EEPROM is the
 collection's format, as plugins/module_utils/_user_memory.py documents it ("TP", version 1,
 length, document, CRC-16/CCITT-FALSE), decoded here on its own."""
+
+from __future__ import absolute_import, division, print_function
 
 import datetime
 import json
@@ -40,7 +42,7 @@ def identity(state):
     crc = 0xFFFF
     for b in nv[:4 + n]:
         crc ^= b << 8
-        for _ in range(8):
+        for dummy_bit in range(8):
             crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
     if nv[:3] != b'TP\x01' or crc != nv[4 + n] << 8 | nv[5 + n]:
         raise SystemExit('not a valid record: %s' % nv.hex())
