@@ -42,7 +42,7 @@ def identity(state):
     crc = 0xFFFF
     for b in nv[:4 + n]:
         crc ^= b << 8
-        for dummy_bit in range(8):
+        for _bit in range(8):
             crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
     if nv[:3] != b'TP\x01' or crc != nv[4 + n] << 8 | nv[5 + n]:
         raise SystemExit('not a valid record: %s' % nv.hex())

@@ -120,7 +120,7 @@ ubuntu_case() {
         return 0
     fi
     local img card out address _ new=Tp-first-Contact-42
-    local inv=$TP_TMP/first-contact-ubuntu-inventory.yml proxy="ip netns exec $TP_OSI_PREFIX-sw python3 $TP_ROOT/extensions/molecule/families/netns_proxy.py %h %p"
+    local inv=$TP_TMP/first-contact-ubuntu-inventory.yml proxy="ip netns exec $TP_OSI_PREFIX-sw python3 $TP_ROOT/tests/lib/netns_proxy.py %h %p"
     img=$("$osi" build ubuntu-24.04) || { fail "the ubuntu-24.04 image does not build"; return 0; }
     card=$TP_TMP/first-contact-ubuntu.img
     cp --sparse=always "$img" "$card"

@@ -14,13 +14,13 @@
 #     first-boot happens again.
 # Images are built once and cached (a cold build takes minutes: docs/os-images.md), one after the
 # other, before any machine boots. Then each family runs in a subshell of its own (its files in
-# WORK/FAMILY, machine names of its own: bw-*, bu-*, tx-*, u24-*, its output to WORK/FAMILY.log,
-# its counts to WORK/FAMILY.result), in two lanes at once: raspios-trixie alone (its boots wait 2
-# minutes each, the machine idle), the other families one after the other beside it. (All four at
-# once, six first boots on a 2-CPU host, slowed bullseye's dhcpcd until it took a link-local
-# address before its lease.) The logs are printed in the order of the families, the counts summed;
-# a family whose subshell ended without its counts fails the tier. Machines, namespaces and mounts
-# are removed at the end; the tier fails if the host is not as found.
+# WORK/FAMILY, machine names of its own: bw-*, bu-*, tx-*, u24-*, its counts to
+# WORK/FAMILY.result), in two lanes at once (tp_lane_start, tests/lib/checks.sh): raspios-trixie
+# alone (its boots wait 2 minutes each, the machine idle), the other families one after the other
+# beside it. (All four at once, six first boots on a 2-CPU host, slowed bullseye's dhcpcd until it
+# took a link-local address before its lease.) The lanes' logs are printed when both are done, the
+# counts summed; a family whose subshell ended without its counts fails the tier. Machines,
+# namespaces and mounts are removed at the end; the tier fails if the host is not as found.
 #   TP_OSI_FAMILIES="raspios-bookworm"   the families to test (default: all four)
 # shellcheck disable=SC2317  # the helpers are reached through check and main
 set -uo pipefail
@@ -49,13 +49,8 @@ state() {  # what this tier may leave behind (not the lab's tplab-*: others may 
     losetup -n -l -O BACK-FILE 2>/dev/null | grep -F "$WORK/" || true
 }
 before=$(state)
-# The lanes' subshells while they run (each leads a process group of its own: main).
-declare -A lane_pid=()
 cleanup() {
-    local l
-    for l in "${!lane_pid[@]}"; do kill -TERM -- "-${lane_pid[$l]}" 2>/dev/null || true; done
-    [ ${#lane_pid[@]} = 0 ] || wait "${lane_pid[@]}" 2>/dev/null
-    lane_pid=()
+    tp_lanes_kill
     "$OSI" down >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -471,13 +466,17 @@ run_family() {
     esac
     echo "($family in $((SECONDS - tb)) s)"
     echo "$passes $fails" > "$WORK.result"
+    [ "$fails" = 0 ]
 }
-lane() {  # family...: one after the other, each in a subshell of its own (img, built: main's)
-    local family
+# family...: one after the other, each in a subshell of its own (img, built: main's); fails if
+# one of them failed.
+lane() {
+    local family rc=0 r
     for family; do
-        ( run_family "$family" "${img[$family]}" "${built[$family]}" ) > "$WORK/$family.log" 2>&1
-        echo "$?" > "$WORK/$family.rc"
+        r=0; ( run_family "$family" "${img[$family]}" "${built[$family]}" ) || r=$?
+        [ "$r" = 0 ] || { echo "($family: exit $r)"; rc=1; }
     done
+    return "$rc"
 }
 
 # Everything below runs from one function, with the exit on the same line: bash reads a script
@@ -497,24 +496,20 @@ for family in $FAMILIES; do
     fi
 done
 echo "(images ready in $((SECONDS - t0)) s)"
-# The lanes, each in a process group of its own, so that cleanup can end it with its children.
-local trixie=() others=() l
+local trixie=() others=() lanes=0
 for family in $FAMILIES; do
     [ -n "${built[$family]:-}" ] || continue
     if [ "$family" = raspios-trixie ]; then trixie+=("$family"); else others+=("$family"); fi
 done
-set -m
-[ ${#trixie[@]} = 0 ] || { ( set +m; lane "${trixie[@]}" ) & lane_pid[trixie]=$!; }
-[ ${#others[@]} = 0 ] || { ( set +m; lane "${others[@]}" ) & lane_pid[others]=$!; }
-set +m
-for l in "${!lane_pid[@]}"; do wait "${lane_pid[$l]}"; unset "lane_pid[$l]"; done
+[ ${#others[@]} = 0 ] || tp_lane_start "$WORK" others lane "${others[@]}"
+[ ${#trixie[@]} = 0 ] || tp_lane_start "$WORK" trixie lane "${trixie[@]}"
+tp_lanes_wait || lanes=1
 for family in $FAMILIES; do
     [ -n "${built[$family]:-}" ] || continue
-    cat "$WORK/$family.log"
     if read -r p f < "$WORK/$family.result" 2>/dev/null && [[ $p =~ ^[0-9]+$ && $f =~ ^[0-9]+$ ]]; then
         passes=$((passes + p)) fails=$((fails + f))
     else
-        fail "$family: its checks ended without their counts (exit $(cat "$WORK/$family.rc" 2>/dev/null || echo unknown))"
+        fail "$family: its checks ended without their counts (its lane's log above)"
     fi
 done
 cleanup
@@ -525,6 +520,6 @@ if [ "$before" != "$after" ]; then
 fi
 echo "(tier time $((SECONDS - t0)) s)"
 echo "os-images: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+[ "$fails" = 0 ] && [ "$lanes" = 0 ]
 }
 main; exit $?

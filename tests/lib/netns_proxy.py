@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""SSH ProxyCommand for the families scenario: relay stdin/stdout to HOST:PORT.
+"""SSH ProxyCommand for the machines of tests/lab/os-image.sh: relay stdin/stdout to HOST:PORT.
 
-Run inside the os-image switch namespace (ip netns exec tpmo-sw python3 netns_proxy.py %h %p):
-the host has no netcat, and the machines are reachable only from that namespace.
+Run inside the machines' switch namespace (ip netns exec PREFIX-sw python3 netns_proxy.py %h %p;
+Molecule's families scenario, tier 65): the host has no netcat, and the machines are reachable
+only from that namespace.
 """
 
 import os
