@@ -28,6 +28,8 @@ import shutil
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 OVERLAY_FEATURES = 'index=on,nfs_export=on'
+# The layer's record: line 1 the image digest, line 2 the lower dir (the copy's root/). The netboot
+# role's roles/netboot/files/survey.sh reads line 2 too: keep both in step.
 RECORD = 'image'
 # Characters overlayfs' option parser and fstab cannot carry in a path (lowerdir's ":" separates
 # layers, "," options, white space fstab's fields).

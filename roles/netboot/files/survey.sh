@@ -4,7 +4,8 @@
 # a Python start on a CM3, and this is read only). Arguments: netboot_nfs_root, the name of the
 # images' records (netboot__digest_file), the name of the layers' records. One line each:
 #   df AVAIL_BYTES FSTYPE MOUNT_POINT  of the file system netboot_nfs_root is on (or would be on)
-#   layer NODE LOWER                   a node's layer and its record's lower dir (line 2)
+#   layer NODE LOWER                   a node's layer and its record's lower dir (line 2: the format
+#                                      is plugins/module_utils/_node_layer.py's RECORD)
 #   copy PATH REAL_PATH                a directory in an image dir (an image copy, or an old unpack), not a mount point
 #   current IMAGE_DIR DIGEST           the current record of an image dir
 #   mounted LOWER                      the lower dir of a mounted overlay
