@@ -149,4 +149,7 @@ boardplay -e bootstrap_board_clock=false && fail "an EEPROM with other data must
 grep -q "holds something that is not a board identity" "$work/out" || fail "message for other data missing"
 [ "$(eeprom)" = '{"cluster":"k3s"}' ] || fail "the other data was overwritten: $(eeprom)"
 [ "$(cycles)" = "$written" ] || fail "a refused identity wrote to the EEPROM"
-echo "playbooks: 15 passed, 0 failed"
+# Power in waves (power.yml on a virtual board with local node hosts): its own checks.
+bash tests/playbooks/power-waves.sh > "$work/out" 2>&1 || fail "power in waves (tests/playbooks/power-waves.sh)"
+grep -E '^(ok|FAIL)' "$work/out" | tail -3
+echo "playbooks: 16 passed, 0 failed"

@@ -4,7 +4,8 @@
 # network-boot nodes run the OS images users flash (tests/lab/os-image.sh, docs/os-images.md):
 # slots 2-5 Raspberry Pi OS Bookworm, slots 6-7 a cloud-init family (TP_E2E_CLOUD_IMAGE):
 #  1. every node off; playbooks/bootstrap.yml brings up the master (cmb, router, netboot),
-#     powers the six network-boot modules through the virtual bus (the power supervisor boots
+#     powers the six network-boot modules through the virtual bus in waves of 3, 20 s apart
+#     (tests/e2e/waves.sh checks the waves in the supervisor's log; the power supervisor boots
 #     their machines from the roots the master serves), provisions and verifies them;
 #  2. checked from outside: power register, running machines, each node reached through the
 #     master with SSH checking the host keys bootstrap.yml was given for it (the controller's
@@ -13,11 +14,17 @@
 #     the image's first-boot mechanism done, provisioned;
 #     the board's RTC set, running, on battery backup, its name and id in its user EEPROM, info
 #     shows them;
-#  3. a second bootstrap changes nothing (the board's id, EEPROM and clock kept);
+#  3. a second bootstrap changes nothing (the board's id, EEPROM and clock kept); three boot faults
+#     in one bootstrap run (a wrong serial, a root not exported, the netboot server started too
+#     late), each failure naming the node's last boot stage and its cause (tests/e2e/diagnostics.sh);
 #  4. playbooks/reprovision.yml on node3 and node5 (one at a time): their roots are fresh (a new
 #     layer in under 10 s), the shared copies unchanged, the other four nodes kept running
 #     untouched, the results file says ok;
-#  5. a request for an unknown node is refused before anything is touched.
+#  5. a request for an unknown node is refused before anything is touched;
+#  6. the census (tests/e2e/census.sh): before step 1, from a board file listing only the master,
+#     it finds every module's slot, MAC and serial, and step 1 bootstraps from the file it wrote;
+#     now, with the nodes running, it reads them over SSH and power-cycles none; with every node
+#     off and two modules swapped, it flags both.
 # Logs: $TP_TMP/e2e-*.log. The lab is always torn down; the tier fails if the host is not left as
 # it was found.
 set -uo pipefail
@@ -36,6 +43,9 @@ family() { case "$1" in 6|7) echo cloud-init ;; *) echo raspios ;; esac; }
 
 . tests/lib/host-state.sh
 . tests/lib/checks.sh
+. tests/e2e/waves.sh
+. tests/e2e/diagnostics.sh
+. tests/e2e/census.sh
 before=$(tp_host_state)
 cleanup() { tests/lab/lab down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
@@ -74,12 +84,32 @@ tests/lab/lab board-up 6 --image raspios-bookworm --image "6,7=$CLOUD_IMAGE" || 
 check "only the master has power" [ "$(( $(power_reg) & 0xFE ))" = 2 ]
 check "no node machine runs" [ "$(running)" = "node1 " ]
 
-echo "--- bootstrap"
-if playbook bootstrap-1 turingpi.cluster.bootstrap; then ok "bootstrap succeeded"; else
+# The census finds the modules from a board file that lists only the master (tests/e2e/census.sh);
+# its file, with the images the user adds (slots 6 and 7 run the cloud image), is the inventory
+# from here on: the bootstrap below runs from it.
+census_fresh
+python3 - "$TP_CLUSTER_INVENTORY" "$CENSUS_FILE" <<'PY'
+import sys, yaml
+lab, census = (yaml.safe_load(open(f)) for f in sys.argv[1:3])
+images = dict((s, v['image']) for s, v in lab['boards'][0]['slots'].items() if 'image' in v)
+for s, v in census['boards'][0]['slots'].items():
+    if s in images:
+        v['image'] = images[s]
+yaml.safe_dump(census, open(sys.argv[2], 'w'), sort_keys=False)
+PY
+INV=$CENSUS_FILE
+check "the census' board file with the images added lists the six nodes" bash -c "
+    ansible-inventory -i '$INV' --graph turingpi_nodes 2>/dev/null | grep -c -- '--node[2-7]\$' | grep -qx 6"
+
+echo "--- bootstrap, the nodes switched on in waves of 3, 20 s apart"
+mark=$(waves_mark)
+# shellcheck disable=SC2046  # waves_args prints separate arguments
+if playbook bootstrap-1 turingpi.cluster.bootstrap $(waves_args 3 20); then ok "bootstrap succeeded"; else
     fail "bootstrap failed"; grep -E 'fatal:|FAILED!|ERROR' "$TP_TMP/e2e-bootstrap-1.log" | tail -20
     tail -20 "$LAB/run/supervisor.log"; exit 1
 fi
 check "the power register has every slot on (0xFE)" [ "$(( $(power_reg) & 0xFE ))" = 254 ]
+waves_check_bootstrap 3 20 "$mark" "$TP_TMP/e2e-bootstrap-1.log"
 check "all seven machines run" [ "$(running)" = "node1 node2 node3 node4 node5 node6 node7 " ]
 # The family from what the root has: Raspberry Pi OS's /etc/rpi-issue and userconf-pi's wizard
 # switched off, or cloud-init's own status once it is done.
@@ -163,7 +193,12 @@ check "the second bootstrap kept the board's id, wrote no EEPROM cycle and did n
     [ \"\$(python3 tests/lib/board-state.py cycles '$BOARD')\" = '$cycles' ] &&
     [ \"\$(python3 tests/lib/board-state.py rtc '$BOARD' | cut -d' ' -f4)\" = '$osc_started' ]"
 
+# Three boot faults in one bootstrap run, each named by its boot stage (tests/e2e/diagnostics.sh);
+# the lab is left as found, nodes 2-4 power-cycled.
+diag_faults 2 3 4
+
 echo "--- reprovision node3 and node5, one at a time"
+rmark=$(waves_mark)  # the supervisor log's length: what reprovision does comes after
 declare -A pid_before
 for s in 2 4 6 7; do pid_before[$s]=$(machine_pid "$s"); done
 keys_before=$(on_nodes node3,node5 'cat /etc/ssh/ssh_host_ed25519_key.pub')
@@ -197,7 +232,7 @@ check "no file of the shared copies changed since they were unpacked" bash -c "
         [ -z \"\$(find \"\$c/boot\" -newer \"\$c/.turingpi-netboot-image\" -print -quit)\" ] || exit 1
     done"
 check "the power supervisor saw node3 and node5 power off and on" \
-    bash -c "grep -c 'slot [35] powered off' '$LAB/run/supervisor.log' | grep -qx 2"
+    bash -c "tail -n +$((rmark + 1)) '$LAB/run/supervisor.log' | grep -c 'slot [35] powered off' | grep -qx 2"
 for s in 2 4 6 7; do
     check "node$s kept running (same machine)" [ "$(machine_pid "$s")" = "${pid_before[$s]}" ]
 done
@@ -221,6 +256,15 @@ else
     check "the refusal names node9" grep -q 'Not in the group turingpi_nodes: node9' "$TP_TMP/e2e-reprovision-refused.log"
 fi
 check "the power register is unchanged" [ "$(power_reg)" = "$reg" ]
+
+# The census again: the running nodes read over SSH, not power-cycled; then, every node off, two
+# modules that changed places are flagged (tests/e2e/census.sh).
+census_running
+ansible -i "$INV" turingpi_master -m turingpi.cluster.power \
+    -a '{"bus": "virtual:/var/lib/turingpi/board/board.json", "node": ["workers"], "state": "off"}' \
+    >"$TP_TMP/e2e-census-power.log" 2>&1 || fail "every node switched off for the swap"
+for _try in $(seq 30); do [ "$(running)" = "node1 " ] && break; sleep 1; done
+census_swap 4 5
 
 cleanup
 tp_checks_done 80-e2e "$before"
